@@ -1,0 +1,118 @@
+// Package inventory reads, defaults and validates cluster.yaml, the file that
+// says which hosts kprep works on and what it makes of them.
+package inventory
+
+import "time"
+
+// Cluster is the whole inventory file (apiVersion kprep/v1, kind Cluster).
+type Cluster struct {
+	APIVersion  string     `yaml:"apiVersion"`
+	Kind        string     `yaml:"kind"`
+	Metadata    Metadata   `yaml:"metadata"`
+	SSH         SSH        `yaml:"ssh"`
+	Concurrency int        `yaml:"concurrency"`
+	Hosts       []Host     `yaml:"hosts"`
+	Hostprep    Hostprep   `yaml:"hostprep"`
+	Docker      Docker     `yaml:"docker"`
+	Kubernetes  Kubernetes `yaml:"kubernetes"`
+
+	// Path is the file the inventory was read from; relative key files are
+	// resolved against its folder.
+	Path string `yaml:"-"`
+}
+
+// Metadata names the cluster.
+type Metadata struct {
+	Name string `yaml:"name"`
+}
+
+// SSH says how to reach a host. The cluster-wide block holds defaults; a
+// host's own block overrides them field by field.
+type SSH struct {
+	User            string        `yaml:"user"`
+	Port            int           `yaml:"port"`
+	PrivateKeyFile  string        `yaml:"privateKeyFile"`
+	PasswordEnv     string        `yaml:"passwordEnv"`
+	Sudo            string        `yaml:"sudo"` // auto | true | false
+	SudoPasswordEnv string        `yaml:"sudoPasswordEnv"`
+	Bastion         *Bastion      `yaml:"bastion"`
+	HostKeyPolicy   string        `yaml:"hostKeyPolicy"` // strict | accept-new | insecure
+	KnownHostsFile  string        `yaml:"knownHostsFile"`
+	ConnectTimeout  time.Duration `yaml:"connectTimeout"`
+}
+
+// Bastion is a jump host that connections to the cluster go through.
+type Bastion struct {
+	Address        string `yaml:"address"`
+	Port           int    `yaml:"port"`
+	User           string `yaml:"user"`
+	PrivateKeyFile string `yaml:"privateKeyFile"`
+	PasswordEnv    string `yaml:"passwordEnv"`
+}
+
+// Host is one machine of the cluster.
+type Host struct {
+	Name    string   `yaml:"name"`
+	Address string   `yaml:"address"`
+	Roles   []string `yaml:"roles"` // control-plane, worker
+	// SSH holds this host's overrides as written; Connection is the merge of
+	// the cluster defaults and these overrides, filled in by Load.
+	SSH        *SSH `yaml:"ssh"`
+	Connection SSH  `yaml:"-"`
+}
+
+// Role names.
+const (
+	RoleControlPlane = "control-plane"
+	RoleWorker       = "worker"
+)
+
+// HasRole reports whether the host carries the role.
+func (h *Host) HasRole(role string) bool {
+	for _, r := range h.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// Hostprep is the host preparation the kube phase needs.
+type Hostprep struct {
+	Firewall string            `yaml:"firewall"` // disable | open-ports | keep
+	SELinux  string            `yaml:"selinux"`  // permissive | disabled | keep
+	Swap     string            `yaml:"swap"`     // off | keep
+	Sysctl   map[string]string `yaml:"sysctl"`
+	Hostname *bool             `yaml:"hostname"`
+}
+
+// Docker is the Docker CE install and its daemon settings.
+type Docker struct {
+	Version            string            `yaml:"version"`
+	Repo               string            `yaml:"repo"`
+	RegistryMirrors    []string          `yaml:"registryMirrors"`
+	InsecureRegistries []string          `yaml:"insecureRegistries"`
+	LogDriver          string            `yaml:"logDriver"`
+	LogOpts            map[string]string `yaml:"logOpts"`
+	DataRoot           string            `yaml:"dataRoot"`
+	Proxy              Proxy             `yaml:"proxy"`
+}
+
+// Proxy is the HTTP(S) proxy the container runtimes pull through.
+type Proxy struct {
+	HTTP    string   `yaml:"http"`
+	HTTPS   string   `yaml:"https"`
+	NoProxy []string `yaml:"noProxy"`
+}
+
+// Kubernetes is the cluster kubeadm builds.
+type Kubernetes struct {
+	Version              string `yaml:"version"`
+	Repo                 string `yaml:"repo"`
+	ImageRepository      string `yaml:"imageRepository"`
+	CRI                  string `yaml:"cri"` // containerd | cri-dockerd
+	PodSubnet            string `yaml:"podSubnet"`
+	ServiceSubnet        string `yaml:"serviceSubnet"`
+	ControlPlaneEndpoint string `yaml:"controlPlaneEndpoint"`
+	CNI                  string `yaml:"cni"` // flannel | calico | none
+}

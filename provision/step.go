@@ -1,0 +1,86 @@
+// Package provision is the step engine: it probes every host in one round
+// trip, asks each step what differs, applies only that, verifies it and
+// reports the result per host and step. It knows hosts, steps, order and
+// concurrency; it knows nothing of Docker, SELinux or kubeadm.
+package provision
+
+import (
+	"context"
+
+	"github.com/kprep/kprep/provision/facts"
+	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/transport"
+)
+
+// Executor runs commands and writes files on one host. *transport.Conn is
+// the real one; tests may pass a fake.
+type Executor interface {
+	// Run runs cmd as root and returns its result; a non-zero exit is a
+	// *transport.CommandError.
+	Run(ctx context.Context, cmd transport.Command) (transport.Result, error)
+	// WriteFile replaces path atomically with data, keeping the original's
+	// owner and mode and a one-time backup of it.
+	WriteFile(ctx context.Context, path string, data []byte, opts transport.WriteOptions) error
+}
+
+// Step owns one concern on a host (swap, daemon.json, kubeadm init, ...).
+type Step interface {
+	// Name is "phase/concern", e.g. "hostprep/swap". The part before the
+	// slash is the phase that --phase selects.
+	Name() string
+	// Probe returns a POSIX shell snippet that prints the state the step
+	// needs. The engine runs every step's snippet in one script per host and
+	// hands each step its own output back as Input.State. The snippet must
+	// not change the host.
+	Probe(h *inventory.Host, c *inventory.Cluster) string
+	// Diff compares the probed state with what the inventory asks for and
+	// returns what has to change. It must be a pure function of its input.
+	Diff(in Input) ([]Change, error)
+	// Apply makes exactly the given changes on the host.
+	Apply(ctx context.Context, t Target, in Input, changes []Change) error
+}
+
+// HostFilter is implemented by steps that run on some hosts only (by role,
+// by OS); others run on every host.
+type HostFilter interface {
+	AppliesTo(h *inventory.Host, c *inventory.Cluster) bool
+}
+
+// Sequenced is implemented by steps that must wait for other steps to have
+// finished on every host they apply to (kubeadm join waits for kubeadm init
+// on the first control plane). Cross-host order is declared, not coded.
+type Sequenced interface {
+	After() []string
+}
+
+// Input is what a step sees of one host: the inventory, the host's facts and
+// the output of the step's own probe snippet.
+type Input struct {
+	Cluster *inventory.Cluster
+	Host    *inventory.Host
+	Facts   facts.Facts
+	// State is the output of the step's Probe snippet.
+	State string
+}
+
+// Change is one difference between a host and the inventory, said in words
+// a person understands, plus what the step needs to mend it.
+type Change struct {
+	// Key identifies the change to the step that made it ("fstab", "runtime").
+	Key string
+	// Summary says what differs: "swap is on: /dev/mapper/centos-swap, 2.0 GiB".
+	Summary string
+	// Action says what apply does about it: "swapoff -a; comment fstab line 12".
+	Action string `json:",omitempty"`
+	// Value is step-private data for Apply (file content, package list...).
+	Value any `json:"-"`
+}
+
+// Target is the host a step changes: its executor plus ways to reach the
+// other hosts of the run (a join needs a token from the first control plane).
+type Target struct {
+	Executor
+	Host *inventory.Host
+	// Peer returns the executor of another host of this run, by name.
+	Peer func(name string) (Executor, error)
+}
