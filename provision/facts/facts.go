@@ -4,22 +4,24 @@ package facts
 
 // Facts is what kprep learned of one host.
 type Facts struct {
-	OSID       string `json:"osID"`       // os-release ID: centos, rocky, openEuler, ubuntu...
-	OSVersion  string `json:"osVersion"`  // os-release VERSION_ID: 7, 9.4, 22.03
-	OSName     string `json:"osName"`     // os-release PRETTY_NAME
-	Family     Family `json:"family"`     // rhel or debian
-	Major      int    `json:"major"`      // EL major version (7, 8, 9) the repos are chosen by
-	Arch       string `json:"arch"`       // uname -m: x86_64, aarch64
-	Kernel     string `json:"kernel"`     // uname -r
-	CgroupV    int    `json:"cgroup"`     // 1 or 2
-	Init       string `json:"init"`       // systemd
-	PkgManager string `json:"pkgManager"` // dnf, yum, apt
-	Hostname   string `json:"hostname"`   // current hostname
-	PageSize   int    `json:"pageSize"`   // getconf PAGESIZE (64K on some ARM kernels)
-	CPUs       int    `json:"cpus"`       // online CPUs
-	MemoryMiB  int    `json:"memoryMiB"`  // MemTotal
-	User       string `json:"user"`       // the login user
-	SudoNeeded bool   `json:"sudo"`       // commands run through sudo
+	OSID       string `json:"osID"`               // os-release ID: centos, rocky, openEuler, ubuntu...
+	OSVersion  string `json:"osVersion"`          // os-release VERSION_ID: 7, 9.4, 22.03
+	OSName     string `json:"osName"`             // os-release PRETTY_NAME
+	Family     Family `json:"family"`             // rhel or debian
+	Major      int    `json:"major"`              // EL major version (7, 8, 9) the repos are chosen by; Ubuntu/Debian major
+	Release    string `json:"release,omitempty"`  // full EL release from /etc/redhat-release: 7.9.2009
+	Codename   string `json:"codename,omitempty"` // Debian/Ubuntu codename: jammy
+	Arch       string `json:"arch"`               // uname -m: x86_64, aarch64
+	Kernel     string `json:"kernel"`             // uname -r
+	CgroupV    int    `json:"cgroup"`             // 1 or 2
+	Init       string `json:"init"`               // systemd
+	PkgManager string `json:"pkgManager"`         // dnf, yum, apt
+	Hostname   string `json:"hostname"`           // current hostname
+	PageSize   int    `json:"pageSize"`           // getconf PAGESIZE (64K on some ARM kernels)
+	CPUs       int    `json:"cpus"`               // online CPUs
+	MemoryMiB  int    `json:"memoryMiB"`          // MemTotal
+	User       string `json:"user"`               // the login user
+	SudoNeeded bool   `json:"sudo"`               // commands run through sudo
 }
 
 // Family groups distributions that share package tooling and file layout.

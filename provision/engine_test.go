@@ -1,0 +1,285 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/inventory"
+)
+
+func statuses(h HostResult) map[string]Status {
+	out := map[string]Status{}
+	for _, s := range h.Steps {
+		out[s.Name] = s.Status
+	}
+	return out
+}
+
+func TestApplyChangesOnlyWhatDiffersAndVerifies(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/one": "good", "p/two": "bad", "p/three": "good"})
+	steps := []Step{&keyStep{name: "p/one", want: "good"}, &keyStep{name: "p/two", want: "good"}, &keyStep{name: "p/three", want: "good"}}
+	rep := Run(context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}}, Options{Mode: ModeApply, Steps: steps})
+
+	want := map[string]Status{"p/one": StatusUnchanged, "p/two": StatusChanged, "p/three": StatusUnchanged}
+	if diff := cmp.Diff(want, statuses(rep.Hosts[0])); diff != "" {
+		t.Fatalf("statuses (-want +got):\n%s", diff)
+	}
+	if got := host.changingCommands(); !cmp.Equal(got, []string{"set p/two good"}) {
+		t.Errorf("changing commands = %q, want only the one for p/two", got)
+	}
+	// One probe, one change, one re-probe of p/two and the steps after it.
+	if n := host.roundTrips(); n != 3 {
+		t.Errorf("round trips = %d, want 3", n)
+	}
+	if got := rep.Hosts[0].Steps[1].Commands; !cmp.Equal(got, []string{"set p/two good"}) {
+		t.Errorf("step commands = %q", got)
+	}
+
+	// The second run finds nothing to do and runs one command: the probe.
+	rep = Run(context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}}, Options{Mode: ModeApply, Steps: steps})
+	for _, s := range rep.Hosts[0].Steps {
+		if s.Status != StatusUnchanged {
+			t.Errorf("rerun: %s is %s, want unchanged", s.Name, s.Status)
+		}
+	}
+	if n := host.roundTrips(); n != 4 {
+		t.Errorf("rerun round trips = %d, want 1 more (4)", n-3)
+	}
+}
+
+func TestPlanChangesNothing(t *testing.T) {
+	c := testCluster("a", "b")
+	hosts := map[string]*fakeHost{
+		"a": newFakeHost("a", map[string]string{"p/one": "bad"}),
+		"b": newFakeHost("b", map[string]string{"p/one": "good"}),
+	}
+	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModePlan, Steps: []Step{&keyStep{name: "p/one", want: "good"}}})
+	if got := rep.Hosts[0].Steps[0]; got.Status != StatusPending || got.Changes[0].Summary != `p/one is "bad", want "good"` {
+		t.Errorf("host a: %+v", got)
+	}
+	if got := rep.Hosts[1].Steps[0].Status; got != StatusUnchanged {
+		t.Errorf("host b: %s", got)
+	}
+	if !rep.Pending() || rep.Failed() {
+		t.Errorf("Pending=%v Failed=%v, want true false", rep.Pending(), rep.Failed())
+	}
+	for name, h := range hosts {
+		if h.roundTrips() != 1 || len(h.changingCommands()) != 0 {
+			t.Errorf("%s: %d round trips, changing %q; want 1 and none", name, h.roundTrips(), h.changingCommands())
+		}
+	}
+}
+
+func TestFailureIsIsolatedToItsHost(t *testing.T) {
+	c := testCluster("a", "b", "c")
+	hosts := map[string]*fakeHost{
+		"a": newFakeHost("a", map[string]string{}),
+		"b": newFakeHost("b", map[string]string{}),
+		"c": newFakeHost("c", map[string]string{}),
+	}
+	hosts["b"].failSet["p/one"] = true
+	steps := []Step{&keyStep{name: "p/one", want: "x"}, &keyStep{name: "p/two", want: "y"}}
+	d := &fakeDialer{hosts: hosts, fail: map[string]error{"c": errors.New("connection refused")}}
+	rep := Run(context.Background(), c, d, Options{Mode: ModeApply, Steps: steps})
+
+	if diff := cmp.Diff(map[string]Status{"p/one": StatusChanged, "p/two": StatusChanged}, statuses(rep.Hosts[0])); diff != "" {
+		t.Errorf("host a (-want +got):\n%s", diff)
+	}
+	b := rep.Hosts[1]
+	if diff := cmp.Diff(map[string]Status{"p/one": StatusFailed, "p/two": StatusSkipped}, statuses(b)); diff != "" {
+		t.Errorf("host b (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(b.Steps[0].Error, "permission denied") || b.Steps[1].Error != "an earlier step failed: p/one" {
+		t.Errorf("host b errors: %q / %q", b.Steps[0].Error, b.Steps[1].Error)
+	}
+	if got := rep.Hosts[2].Error; got != "connect: connection refused" {
+		t.Errorf("host c error = %q", got)
+	}
+	if !rep.Failed() {
+		t.Error("report should say failed")
+	}
+}
+
+func TestApplyThatDoesNotConvergeFails(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/one": "bad"})
+	host.broken["p/one"] = true
+	rep := Run(context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}},
+		Options{Mode: ModeApply, Steps: []Step{&keyStep{name: "p/one", want: "good"}}})
+	got := rep.Hosts[0].Steps[0]
+	if got.Status != StatusFailed || got.Error != `still differs after apply: p/one is "bad", want "good"` {
+		t.Errorf("got %s %q", got.Status, got.Error)
+	}
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	names := []string{"h1", "h2", "h3", "h4", "h5", "h6", "h7"}
+	c := testCluster(names...)
+	var inFlight, maxInFlight atomic.Int32
+	hosts := map[string]*fakeHost{}
+	for _, n := range names {
+		h := newFakeHost(n, map[string]string{})
+		h.onRun = func() {
+			now := inFlight.Add(1)
+			for {
+				old := maxInFlight.Load()
+				if now <= old || maxInFlight.CompareAndSwap(old, now) {
+					break
+				}
+			}
+			time.Sleep(2 * time.Millisecond) // give other hosts a chance to overlap
+			inFlight.Add(-1)
+		}
+		hosts[n] = h
+	}
+	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts},
+		Options{Mode: ModeApply, Concurrency: 2, Steps: []Step{&keyStep{name: "p/one", want: "x"}}})
+	if rep.Failed() {
+		t.Fatalf("run failed: %+v", rep.Hosts)
+	}
+	if got := maxInFlight.Load(); got > 2 || got < 1 {
+		t.Errorf("at most %d hosts ran commands at once, want 1..2", got)
+	}
+}
+
+func TestCancelReportsHostsLeftMidStep(t *testing.T) {
+	c := testCluster("a", "b")
+	hosts := map[string]*fakeHost{"a": newFakeHost("a", map[string]string{}), "b": newFakeHost("b", map[string]string{})}
+	hosts["a"].block["p/slow"] = true
+	hosts["b"].block["p/slow"] = true
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 2)
+	obs := &startObserver{step: "p/slow", started: started}
+	go func() {
+		<-started
+		<-started
+		cancel()
+	}()
+	rep := Run(ctx, c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Observer: obs,
+		Steps: []Step{&keyStep{name: "p/slow", want: "x"}, &keyStep{name: "p/next", want: "y"}}})
+	for _, h := range rep.Hosts {
+		if h.Interrupted != "p/slow" {
+			t.Errorf("%s: Interrupted = %q, want p/slow", h.Name, h.Interrupted)
+		}
+		if diff := cmp.Diff(map[string]Status{"p/slow": StatusFailed, "p/next": StatusSkipped}, statuses(h)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", h.Name, diff)
+		}
+	}
+}
+
+type startObserver struct {
+	NopObserver
+	step    string
+	started chan struct{}
+}
+
+func (o *startObserver) StepStarted(host, step string) {
+	if step == o.step {
+		o.started <- struct{}{}
+	}
+}
+
+func TestFailFastStopsOtherHosts(t *testing.T) {
+	c := testCluster("a", "b")
+	hosts := map[string]*fakeHost{"a": newFakeHost("a", map[string]string{}), "b": newFakeHost("b", map[string]string{})}
+	hosts["a"].failSet["p/one"] = true
+	hosts["b"].block["p/one"] = true
+	// a fails only once b is inside the step, so b has something to stop.
+	bStarted := make(chan struct{})
+	hosts["a"].gate["p/one"] = bStarted
+	obs := &startObserver{step: "p/one", started: make(chan struct{}, 2)}
+	go func() {
+		<-obs.started
+		<-obs.started
+		close(bStarted)
+	}()
+	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, FailFast: true, Observer: obs,
+		Steps: []Step{&keyStep{name: "p/one", want: "x"}}})
+	if rep.Hosts[1].Interrupted != "p/one" {
+		t.Errorf("host b was not stopped: %+v", rep.Hosts[1])
+	}
+}
+
+func TestCrossHostOrder(t *testing.T) {
+	// join on every worker waits for init on the control plane, even with
+	// one host at a time and the workers listed first.
+	for _, concurrency := range []int{1, 3} {
+		c := testCluster("cp", "w1", "w2")
+		c.Hosts[0], c.Hosts[2] = c.Hosts[2], c.Hosts[0]
+		hosts := map[string]*fakeHost{}
+		for _, n := range []string{"cp", "w1", "w2"} {
+			hosts[n] = newFakeHost(n, map[string]string{})
+		}
+		events := &eventLog{}
+		steps := []Step{
+			&keyStep{name: "kube/init", want: "done", only: []string{"cp"}, applied: events},
+			&keyStep{name: "kube/join", want: "done", only: []string{"w1", "w2"}, after: []string{"kube/init"}, applied: events},
+		}
+		rep := Run(context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Concurrency: concurrency, Steps: steps})
+		if rep.Failed() {
+			t.Fatalf("concurrency %d: failed: %+v", concurrency, rep.Hosts)
+		}
+		initEnd := events.index("cp:kube/init:end")
+		for _, w := range []string{"w1", "w2"} {
+			if j := events.index(w + ":kube/join:start"); j < initEnd || initEnd < 0 {
+				t.Errorf("concurrency %d: %s joined at %d, before init ended at %d: %v", concurrency, w, j, initEnd, events.events)
+			}
+		}
+	}
+}
+
+func TestCrossHostOrderSkipsWhenPrerequisiteFails(t *testing.T) {
+	c := testCluster("cp", "w1")
+	hosts := map[string]*fakeHost{"cp": newFakeHost("cp", map[string]string{}), "w1": newFakeHost("w1", map[string]string{})}
+	hosts["cp"].failSet["kube/init"] = true
+	steps := []Step{
+		&keyStep{name: "kube/init", want: "done", only: []string{"cp"}},
+		&keyStep{name: "kube/join", want: "done", only: []string{"w1"}, after: []string{"kube/init"}},
+	}
+	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Steps: steps})
+	got := rep.Hosts[1].Steps[0]
+	if got.Status != StatusSkipped || got.Error != "waits for kube/init, which did not succeed on cp" {
+		t.Errorf("join: %s %q", got.Status, got.Error)
+	}
+	if n := len(hosts["w1"].changingCommands()); n != 0 {
+		t.Errorf("w1 ran %d changing commands", n)
+	}
+}
+
+func TestUnknownOSFailsHostBeforeAnyStep(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{})
+	host.facts = "os_id=alpine\nos_version=3.20\narch=x86_64\ninit=systemd\n"
+	rep := Run(context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}},
+		Options{Mode: ModeApply, Steps: []Step{&keyStep{name: "p/one", want: "x"}}})
+	if h := rep.Hosts[0]; !strings.HasPrefix(h.Error, `unsupported operating system "alpine 3.20"`) || len(h.Steps) != 0 {
+		t.Errorf("got error %q, steps %v", h.Error, h.Steps)
+	}
+	if n := len(host.changingCommands()); n != 0 {
+		t.Errorf("ran %d changing commands", n)
+	}
+}
+
+func TestPeerReachesHostsOutsideTheRun(t *testing.T) {
+	c := testCluster("cp", "w1")
+	hosts := map[string]*fakeHost{"cp": newFakeHost("cp", map[string]string{}), "w1": newFakeHost("w1", map[string]string{})}
+	var mu sync.Mutex
+	var peerErr error
+	step := &peerStep{peer: "cp", check: func(err error) { mu.Lock(); peerErr = err; mu.Unlock() }}
+	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts},
+		Options{Mode: ModeApply, Hosts: []*inventory.Host{&c.Hosts[1]}, Steps: []Step{step}})
+	if rep.Failed() || peerErr != nil {
+		t.Fatalf("failed: %v %+v", peerErr, rep.Hosts)
+	}
+	if got := hosts["cp"].changingCommands(); !cmp.Equal(got, []string{"set token-read yes"}) {
+		t.Errorf("cp commands = %q", got)
+	}
+}

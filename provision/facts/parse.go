@@ -1,0 +1,154 @@
+package facts
+
+import (
+	"bufio"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Parse reads the output of Script.
+func Parse(out string) (Facts, error) {
+	kv := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		kv[k] = strings.TrimSpace(v)
+	}
+	f := Facts{
+		OSID:       kv["os_id"],
+		OSVersion:  kv["os_version"],
+		OSName:     kv["os_name"],
+		Codename:   kv["os_codename"],
+		Arch:       kv["arch"],
+		Kernel:     kv["kernel"],
+		Init:       kv["init"],
+		PkgManager: strings.TrimSuffix(kv["pkg"], "-get"),
+		Hostname:   kv["hostname"],
+		User:       kv["user"],
+	}
+	if f.OSID == "" {
+		return f, fmt.Errorf("cannot tell the operating system: /etc/os-release is missing or has no ID")
+	}
+	if f.OSName == "" {
+		f.OSName = strings.TrimSpace(f.OSID + " " + f.OSVersion)
+	}
+	f.PageSize, _ = strconv.Atoi(kv["pagesize"])
+	f.CPUs, _ = strconv.Atoi(kv["cpus"])
+	if kb, err := strconv.Atoi(kv["memkb"]); err == nil {
+		f.MemoryMiB = kb / 1024
+	}
+	switch kv["cgroupfs"] {
+	case "cgroup2fs":
+		f.CgroupV = 2
+	case "tmpfs":
+		f.CgroupV = 1
+	}
+	if err := classify(&f, kv["redhat_release"]); err != nil {
+		return f, err
+	}
+	switch f.Arch {
+	case "x86_64", "aarch64":
+	default:
+		return f, fmt.Errorf("unsupported CPU architecture %q (kprep supports x86_64 and aarch64)", f.Arch)
+	}
+	return f, nil
+}
+
+// osRule says how one distribution maps onto a family and the EL major
+// version whose repositories it uses.
+type osRule struct {
+	family Family
+	// major derives the repository major version from VERSION_ID; nil
+	// means the number before the first dot.
+	major func(version string) (int, bool)
+	// versions lists the supported majors (after major()).
+	versions []int
+}
+
+var osRules = map[string]osRule{
+	"centos":    {family: FamilyRHEL, versions: []int{7, 8, 9, 10}},
+	"rhel":      {family: FamilyRHEL, versions: []int{7, 8, 9, 10}},
+	"rocky":     {family: FamilyRHEL, versions: []int{8, 9, 10}},
+	"almalinux": {family: FamilyRHEL, versions: []int{8, 9, 10}},
+	"ol":        {family: FamilyRHEL, versions: []int{7, 8, 9}},
+	"anolis":    {family: FamilyRHEL, versions: []int{7, 8, 23}},
+	// openEuler numbers releases by year; Docker CE has no tree for them,
+	// so they use the EL tree their userland matches: 20.03 and 22.03 are
+	// EL8-like, 24.03 and later EL9-like.
+	"openEuler": {family: FamilyRHEL, major: openEulerMajor, versions: []int{8, 9}},
+	// Kylin V10 (Server) is EL8-like.
+	"kylin":  {family: FamilyRHEL, major: func(string) (int, bool) { return 8, true }, versions: []int{8}},
+	"ubuntu": {family: FamilyDebian, versions: []int{20, 22, 24}},
+	"debian": {family: FamilyDebian, versions: []int{11, 12, 13}},
+}
+
+func openEulerMajor(v string) (int, bool) {
+	year, ok := leadingInt(v)
+	if !ok {
+		return 0, false
+	}
+	if year < 24 {
+		return 8, true
+	}
+	return 9, true
+}
+
+func leadingInt(v string) (int, bool) {
+	head, _, _ := strings.Cut(v, ".")
+	n, err := strconv.Atoi(head)
+	return n, err == nil
+}
+
+func classify(f *Facts, redhatRelease string) error {
+	rule, ok := osRules[f.OSID]
+	if !ok {
+		rule, ok = osRules[strings.ToLower(f.OSID)]
+	}
+	if !ok {
+		return fmt.Errorf("unsupported operating system %q (ID=%s, VERSION_ID=%s); kprep supports %s",
+			f.OSName, f.OSID, f.OSVersion, supportedList())
+	}
+	major, ok := 0, false
+	if rule.major != nil {
+		major, ok = rule.major(f.OSVersion)
+	} else {
+		major, ok = leadingInt(f.OSVersion)
+	}
+	if !ok {
+		return fmt.Errorf("cannot read the version of %q (VERSION_ID=%q)", f.OSName, f.OSVersion)
+	}
+	supported := false
+	for _, v := range rule.versions {
+		supported = supported || v == major
+	}
+	if !supported {
+		return fmt.Errorf("unsupported version %s of %s (kprep supports versions %v)", f.OSVersion, f.OSID, rule.versions)
+	}
+	f.Family = rule.family
+	f.Major = major
+	// CentOS 7's os-release says only "7"; the minor release (7.9.2009)
+	// picks the vault path its base repositories moved to.
+	if f.Family == FamilyRHEL && redhatRelease != "" {
+		f.Release = releaseNumber(redhatRelease)
+	}
+	return nil
+}
+
+// releaseNumber finds "7.9.2009" in "CentOS Linux release 7.9.2009 (Core)".
+func releaseNumber(s string) string {
+	for _, w := range strings.Fields(s) {
+		if w != "" && w[0] >= '0' && w[0] <= '9' && strings.Contains(w, ".") {
+			return w
+		}
+	}
+	return ""
+}
+
+func supportedList() string {
+	return "CentOS 7/8/9, RHEL, Rocky, AlmaLinux, Oracle Linux, Anolis, openEuler, Kylin V10, Ubuntu 20.04-24.04, Debian 11-13"
+}

@@ -1,0 +1,28 @@
+package facts
+
+// Script is the probe snippet that prints the facts as key=value lines. It
+// runs inside the engine's one probe script, so it must be POSIX sh, quick,
+// and change nothing. /etc/os-release is read in a subshell so its variables
+// cannot leak into other snippets.
+const Script = `(
+  . /etc/os-release 2>/dev/null
+  echo "os_id=${ID:-}"
+  echo "os_version=${VERSION_ID:-}"
+  echo "os_name=${PRETTY_NAME:-}"
+  echo "os_like=${ID_LIKE:-}"
+  echo "os_codename=${VERSION_CODENAME:-${UBUNTU_CODENAME:-}}"
+)
+if [ -r /etc/redhat-release ]; then echo "redhat_release=$(head -n1 /etc/redhat-release)"; fi
+echo "arch=$(uname -m)"
+echo "kernel=$(uname -r)"
+echo "cgroupfs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
+echo "init=$(cat /proc/1/comm 2>/dev/null)"
+for p in dnf yum apt-get; do
+  if command -v "$p" >/dev/null 2>&1; then echo "pkg=$p"; break; fi
+done
+echo "hostname=$(cat /proc/sys/kernel/hostname 2>/dev/null)"
+echo "pagesize=$(getconf PAGESIZE 2>/dev/null)"
+echo "cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null)"
+echo "memkb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
+echo "user=${SUDO_USER:-$(id -un)}"
+`

@@ -1,0 +1,260 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/transport"
+)
+
+// The fake world: hosts whose state is a map of keys to values, and steps
+// that each own one key. The fake executor understands the engine's probe
+// script well enough to answer it, and a "set KEY VALUE" command.
+
+const rockyFacts = `os_id=rocky
+os_version=9.4
+os_name=Rocky Linux 9.4
+arch=x86_64
+kernel=5.14.0
+cgroupfs=cgroup2fs
+init=systemd
+pkg=dnf
+hostname=h
+user=root
+`
+
+var sectionRE = regexp.MustCompile(`echo '(@@kprep-[0-9a-f]+) begin (\S+)'`)
+
+// fakeHost is one host of the fake world.
+type fakeHost struct {
+	mu       sync.Mutex
+	name     string
+	state    map[string]string
+	commands []string
+	facts    string
+	// failSet makes "set KEY ..." fail.
+	failSet map[string]bool
+	// block makes "set KEY ..." wait until ctx ends.
+	block map[string]bool
+	// broken makes "set KEY" report success without changing anything.
+	broken map[string]bool
+	// gate makes "set KEY ..." wait until the channel is closed.
+	gate map[string]chan struct{}
+	// onRun is called for every command (to measure concurrency).
+	onRun  func()
+	locked bool
+	runLog []string
+}
+
+func newFakeHost(name string, state map[string]string) *fakeHost {
+	return &fakeHost{name: name, state: state, facts: rockyFacts, failSet: map[string]bool{},
+		block: map[string]bool{}, broken: map[string]bool{}, gate: map[string]chan struct{}{}}
+}
+
+func (h *fakeHost) Run(ctx context.Context, cmd transport.Command) (transport.Result, error) {
+	if h.onRun != nil {
+		h.onRun()
+	}
+	h.mu.Lock()
+	h.commands = append(h.commands, cmd.Line)
+	h.mu.Unlock()
+	if m := sectionRE.FindAllStringSubmatch(cmd.Line, -1); m != nil {
+		return transport.Result{Stdout: []byte(h.answerProbe(m))}, nil
+	}
+	var key, value string
+	if _, err := fmt.Sscanf(cmd.Line, "set %s %s", &key, &value); err != nil {
+		return transport.Result{}, fmt.Errorf("fake: unknown command %q", cmd.Line)
+	}
+	if g := h.gate[key]; g != nil {
+		<-g
+	}
+	if h.block[key] {
+		<-ctx.Done()
+		return transport.Result{}, &transport.CommandError{Host: h.name, Line: cmd.Line, Status: -1, Err: ctx.Err()}
+	}
+	if h.failSet[key] {
+		return transport.Result{Status: 1}, &transport.CommandError{Host: h.name, Line: cmd.Line, Status: 1, Stderr: "permission denied"}
+	}
+	if !h.broken[key] {
+		h.mu.Lock()
+		h.state[key] = value
+		h.mu.Unlock()
+	}
+	return transport.Result{}, nil
+}
+
+func (h *fakeHost) answerProbe(sections [][]string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	for _, m := range sections {
+		token, name := m[1], m[2]
+		fmt.Fprintf(&b, "%s begin %s\n", token, name)
+		if name == factsSection {
+			b.WriteString(h.facts)
+		} else {
+			fmt.Fprintf(&b, "%s\n", h.state[name])
+		}
+		fmt.Fprintf(&b, "%s end %s 0\n", token, name)
+	}
+	return b.String()
+}
+
+func (h *fakeHost) WriteFile(ctx context.Context, path string, data []byte, opts transport.WriteOptions) error {
+	_, err := h.Run(ctx, transport.Command{Line: "set " + path + " " + string(data)}) // no file system in the fake
+	return err
+}
+
+func (h *fakeHost) Close() error { return nil }
+
+func (h *fakeHost) changingCommands() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, c := range h.commands {
+		if strings.HasPrefix(c, "set ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (h *fakeHost) roundTrips() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.commands)
+}
+
+// fakeDialer hands out the fake hosts by name.
+type fakeDialer struct {
+	hosts map[string]*fakeHost
+	fail  map[string]error
+}
+
+func (d *fakeDialer) Dial(ctx context.Context, h *inventory.Host) (Conn, error) {
+	if err := d.fail[h.Name]; err != nil {
+		return nil, err
+	}
+	fh, ok := d.hosts[h.Name]
+	if !ok {
+		return nil, errors.New("no route to host")
+	}
+	return fh, nil
+}
+
+// keyStep wants state[name] == want on every host (or on the hosts listed).
+type keyStep struct {
+	name  string
+	want  string
+	only  []string
+	after []string
+	// applied records the hosts Apply ran on, in order, shared by steps.
+	applied *eventLog
+}
+
+func (s *keyStep) Name() string { return s.name }
+
+func (s *keyStep) Probe(*inventory.Host, *inventory.Cluster) string { return "cat /state/" + s.name }
+
+func (s *keyStep) Diff(in Input) ([]Change, error) {
+	got := strings.TrimSpace(in.State)
+	if got == s.want {
+		return nil, nil
+	}
+	if got == "invalid" {
+		return nil, errors.New("state is invalid")
+	}
+	return []Change{{Key: s.name, Summary: fmt.Sprintf("%s is %q, want %q", s.name, got, s.want)}}, nil
+}
+
+func (s *keyStep) Apply(ctx context.Context, t Target, in Input, changes []Change) error {
+	if s.applied != nil {
+		s.applied.add(in.Host.Name + ":" + s.name + ":start")
+		defer s.applied.add(in.Host.Name + ":" + s.name + ":end")
+	}
+	_, err := t.Run(ctx, transport.Command{Line: "set " + s.name + " " + s.want})
+	return err
+}
+
+func (s *keyStep) AppliesTo(h *inventory.Host, c *inventory.Cluster) bool {
+	if s.only == nil {
+		return true
+	}
+	for _, n := range s.only {
+		if n == h.Name {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *keyStep) After() []string { return s.after }
+
+// eventLog is an ordered, concurrency-safe list of events.
+type eventLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *eventLog) add(e string) {
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) index(e string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, x := range l.events {
+		if x == e {
+			return i
+		}
+	}
+	return -1
+}
+
+// testCluster makes an inventory with the named hosts; the first is the
+// control plane.
+func testCluster(names ...string) *inventory.Cluster {
+	c := &inventory.Cluster{Concurrency: 20}
+	for i, n := range names {
+		role := inventory.RoleWorker
+		if i == 0 {
+			role = inventory.RoleControlPlane
+		}
+		c.Hosts = append(c.Hosts, inventory.Host{Name: n, Address: fmt.Sprintf("10.0.0.%d", i+1), Roles: []string{role}})
+	}
+	return c
+}
+
+// peerStep reads something from another host while it applies.
+type peerStep struct {
+	peer  string
+	check func(error)
+}
+
+func (s *peerStep) Name() string                                     { return "kube/join" }
+func (s *peerStep) Probe(*inventory.Host, *inventory.Cluster) string { return "cat /state/joined" }
+func (s *peerStep) Diff(in Input) ([]Change, error) {
+	if strings.TrimSpace(in.State) == "yes" {
+		return nil, nil
+	}
+	return []Change{{Key: "join", Summary: "not joined"}}, nil
+}
+func (s *peerStep) Apply(ctx context.Context, t Target, in Input, changes []Change) error {
+	p, err := t.Peer(s.peer)
+	if err != nil {
+		s.check(err)
+		return err
+	}
+	if _, err := p.Run(ctx, transport.Command{Line: "set token-read yes"}); err != nil {
+		return err
+	}
+	_, err = t.Run(ctx, transport.Command{Line: "set kube/join yes"})
+	return err
+}

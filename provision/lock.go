@@ -1,0 +1,109 @@
+package provision
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kprep/kprep/provision/transport"
+)
+
+// Where kprep keeps its own state on a host.
+const (
+	StateDir   = "/var/lib/kprep"
+	lockFile   = StateDir + "/lock"
+	runLogFile = StateDir + "/run.log"
+	// lockBusyStatus is the exit status of the lock session when another
+	// run holds the lock (EX_TEMPFAIL).
+	lockBusyStatus = 75
+)
+
+// lockAndProbe starts the session that holds the host's run lock for the
+// whole apply. The same session runs the probe script (so locking costs no
+// extra round trip) and, at the end, appends what the run wrote to its
+// stdin to the run log. Closing its stdin releases the lock; so does a lost
+// connection, since the lock dies with the shell that holds it.
+func lockAndProbe(ctx context.Context, s Starter, token, probe string) (Process, string, error) {
+	line := fmt.Sprintf(`mkdir -p %[1]s && chmod 0700 %[1]s && exec 9>>%[2]s || exit 1
+if ! flock -n 9; then echo "%[3]s locked"; exit %[4]d; fi
+%[5]s
+echo "%[3]s probed"
+exec cat >>%[6]s`, StateDir, lockFile, token, lockBusyStatus, probe, runLogFile)
+	p, err := s.Start(ctx, transport.Command{Line: line})
+	if err != nil {
+		return nil, "", fmt.Errorf("probe: %w", err)
+	}
+	var out strings.Builder
+	rd := bufio.NewReader(p.Stdout())
+	for {
+		text, readErr := rd.ReadString('\n')
+		switch strings.TrimSpace(text) {
+		case token + " probed":
+			return p, out.String(), nil
+		case token + " locked":
+			p.Stdin().Close()
+			p.Wait()
+			return nil, "", fmt.Errorf("another kprep run holds %s on this host; wait for it or remove a stale lock holder", lockFile)
+		}
+		out.WriteString(text)
+		if readErr != nil {
+			p.Stdin().Close()
+			err := p.Wait()
+			if err == nil {
+				err = readErr
+			}
+			if errors.Is(readErr, io.EOF) && err == readErr {
+				err = errors.New("the session ended before the probe finished")
+			}
+			return nil, "", fmt.Errorf("probe: %w", err)
+		}
+	}
+}
+
+// runLogStep is one step in a run log record.
+type runLogStep struct {
+	Name     string   `json:"name"`
+	Status   Status   `json:"status"`
+	Changes  []string `json:"changes,omitempty"`
+	Commands []string `json:"commands,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// runLogRecord is one line of /var/lib/kprep/run.log: what one run did on
+// the host, so an operator on the host can see who changed what and when.
+type runLogRecord struct {
+	Time  time.Time    `json:"time"`
+	Mode  Mode         `json:"mode"`
+	Steps []runLogStep `json:"steps"`
+}
+
+func writeRunLog(w io.Writer, now time.Time, mode Mode, steps []runLogStep) error {
+	b, err := json.Marshal(runLogRecord{Time: now.UTC(), Mode: mode, Steps: steps})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// recordingExecutor remembers the command lines a step ran, for the report
+// and the run log.
+type recordingExecutor struct {
+	Executor
+	lines []string
+}
+
+func (e *recordingExecutor) Run(ctx context.Context, cmd transport.Command) (transport.Result, error) {
+	e.lines = append(e.lines, transport.Redact(cmd.Line, cmd.Secrets))
+	return e.Executor.Run(ctx, cmd)
+}
+
+func (e *recordingExecutor) WriteFile(ctx context.Context, path string, data []byte, opts transport.WriteOptions) error {
+	e.lines = append(e.lines, "write "+path)
+	return e.Executor.WriteFile(ctx, path, data, opts)
+}

@@ -1,0 +1,129 @@
+package provision
+
+import (
+	"time"
+
+	"github.com/kprep/kprep/provision/facts"
+)
+
+// Status is the outcome of one step on one host.
+type Status string
+
+// The outcomes a step can have.
+const (
+	// StatusUnchanged: the host already matched; nothing was run.
+	StatusUnchanged Status = "unchanged"
+	// StatusPending: plan found differences that apply would mend.
+	StatusPending Status = "pending"
+	// StatusChanged: apply mended the differences and verified them.
+	StatusChanged Status = "changed"
+	// StatusFailed: the step could not be probed, diffed, applied or verified.
+	StatusFailed Status = "failed"
+	// StatusSkipped: the step did not run (an earlier step or a step it
+	// waits for failed, or the run was cancelled).
+	StatusSkipped Status = "skipped"
+)
+
+// StepResult is what happened to one step on one host.
+type StepResult struct {
+	Name    string   `json:"name"`
+	Status  Status   `json:"status"`
+	Changes []Change `json:"changes"`
+	Error   string   `json:"error,omitempty"`
+	// Commands are the command lines apply ran for this step (secrets
+	// masked); empty when nothing was run.
+	Commands []string      `json:"commands,omitempty"`
+	Duration time.Duration `json:"-"`
+	// DurationMs is Duration for JSON readers.
+	DurationMs int64 `json:"durationMs"`
+}
+
+// HostResult is what happened on one host.
+type HostResult struct {
+	Name    string       `json:"name"`
+	Address string       `json:"address"`
+	Facts   *facts.Facts `json:"facts,omitempty"`
+	// Error is a failure outside any step (connection, lock, probe, facts).
+	Error string       `json:"error,omitempty"`
+	Steps []StepResult `json:"steps"`
+	// Interrupted names the step that was running when the run was
+	// cancelled, so the user knows which host was left mid-step.
+	Interrupted string        `json:"interrupted,omitempty"`
+	Duration    time.Duration `json:"-"`
+	DurationMs  int64         `json:"durationMs"`
+}
+
+// Failed reports whether anything on the host failed.
+func (h *HostResult) Failed() bool {
+	if h.Error != "" || h.Interrupted != "" {
+		return true
+	}
+	for _, s := range h.Steps {
+		if s.Status == StatusFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// Pending reports whether plan found changes on the host.
+func (h *HostResult) Pending() bool {
+	for _, s := range h.Steps {
+		if s.Status == StatusPending {
+			return true
+		}
+	}
+	return false
+}
+
+// Report is the result of one run over all hosts, in inventory order.
+type Report struct {
+	Mode       Mode          `json:"mode"`
+	Hosts      []HostResult  `json:"hosts"`
+	Duration   time.Duration `json:"-"`
+	DurationMs int64         `json:"durationMs"`
+}
+
+// Failed reports whether any host failed.
+func (r *Report) Failed() bool {
+	for i := range r.Hosts {
+		if r.Hosts[i].Failed() {
+			return true
+		}
+	}
+	return false
+}
+
+// Pending reports whether plan found changes on any host.
+func (r *Report) Pending() bool {
+	for i := range r.Hosts {
+		if r.Hosts[i].Pending() {
+			return true
+		}
+	}
+	return false
+}
+
+// Observer hears of a run's progress as it happens (live output, logs).
+// Calls come from many goroutines; implementations serialise themselves.
+type Observer interface {
+	HostStarted(host string)
+	StepStarted(host, step string)
+	StepFinished(host string, r StepResult)
+	HostFinished(host string, r HostResult)
+}
+
+// NopObserver ignores every event.
+type NopObserver struct{}
+
+// HostStarted does nothing.
+func (NopObserver) HostStarted(string) {}
+
+// StepStarted does nothing.
+func (NopObserver) StepStarted(string, string) {}
+
+// StepFinished does nothing.
+func (NopObserver) StepFinished(string, StepResult) {}
+
+// HostFinished does nothing.
+func (NopObserver) HostFinished(string, HostResult) {}
