@@ -1,0 +1,184 @@
+package hostprep
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/shell"
+	"github.com/kprep/kprep/provision/transport"
+)
+
+// FirewallStep stops the host firewall (firewall: disable) or opens
+// exactly the ports the host's roles and the CNI need (open-ports), so
+// cross-node pod traffic and NodePorts do not fail silently.
+type FirewallStep struct{}
+
+// Name implements provision.Step.
+func (FirewallStep) Name() string { return "hostprep/firewall" }
+
+// Probe reads firewalld's and ufw's state and, for open-ports, the ports
+// and protocols they let in now and at boot.
+func (FirewallStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
+	lines := []string{
+		shell.Status("firewalld_unit", "systemctl cat firewalld.service"),
+		shell.Value("firewalld_active", "systemctl is-active firewalld.service"),
+		shell.Value("firewalld_enabled", "systemctl is-enabled firewalld.service"),
+		shell.Value("ufw", "command -v ufw >/dev/null && ufw status | head -n1"),
+	}
+	if c.Hostprep.Firewall == "open-ports" {
+		lines = append(lines,
+			shell.Value("ports_runtime", "firewall-cmd --list-ports"),
+			shell.Value("ports_permanent", "firewall-cmd --permanent --list-ports || firewall-offline-cmd --list-ports"),
+			shell.Value("protocols_runtime", "firewall-cmd --list-protocols"),
+			shell.Value("protocols_permanent", "firewall-cmd --permanent --list-protocols || firewall-offline-cmd --list-protocols"),
+			`command -v ufw >/dev/null && ufw status | sed -n 's/^\([0-9:]*\/[a-z]*\) .*ALLOW.*/ufw_allow \1/p'`,
+		)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Diff implements provision.Step.
+func (FirewallStep) Diff(in provision.Input) ([]provision.Change, error) {
+	st, err := shell.Parse(in.State)
+	if err != nil {
+		return nil, err
+	}
+	installed := st.Values["firewalld_unit"] == "0"
+	active := st.Values["firewalld_active"] == "active"
+	enabled := st.Values["firewalld_enabled"] == "enabled"
+	ufwActive := st.Values["ufw"] == "Status: active"
+	switch in.Cluster.Hostprep.Firewall {
+	case "disable":
+		var changes []provision.Change
+		if installed && (active || enabled) {
+			changes = append(changes, provision.Change{Key: "firewalld",
+				Summary: "firewalld is " + describeUnit(active, enabled),
+				Action:  "systemctl disable --now firewalld (and restart docker if it runs: stopping firewalld flushes its iptables chains)",
+				Value:   active})
+		}
+		if ufwActive {
+			changes = append(changes, provision.Change{Key: "ufw", Summary: "ufw is active", Action: "ufw disable"})
+		}
+		return changes, nil
+	case "open-ports":
+		return openPortChanges(in.Host, in.Cluster, st, active, enabled, ufwActive), nil
+	}
+	return nil, nil
+}
+
+func describeUnit(active, enabled bool) string {
+	switch {
+	case active && enabled:
+		return "running and enabled"
+	case active:
+		return "running (not enabled at boot)"
+	}
+	return "enabled at boot (not running now)"
+}
+
+// portChange is what open-ports must add in one place.
+type portChange struct {
+	Permanent bool
+	Offline   bool // firewalld is stopped: use firewall-offline-cmd
+	Ports     []string
+	Protocols []string
+	UFW       bool
+}
+
+func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, active, enabled, ufwActive bool) []provision.Change {
+	rules := rulesFor(h, c.Kubernetes.CNI)
+	var changes []provision.Change
+	add := func(key, where, portsKey, protosKey string, pc portChange) {
+		pc.Ports = missingItems(rules.Ports, strings.Fields(st.Values[portsKey]))
+		pc.Protocols = missingItems(rules.Protocols, strings.Fields(st.Values[protosKey]))
+		if len(pc.Ports)+len(pc.Protocols) == 0 {
+			return
+		}
+		changes = append(changes, provision.Change{Key: key,
+			Summary: fmt.Sprintf("firewalld does not let in %s", where+strings.Join(append(pc.Ports, pc.Protocols...), " ")),
+			Action:  "firewall-cmd --add-port/--add-protocol (no --reload: it would flush Docker's chains)", Value: pc})
+	}
+	if active {
+		add("runtime", "now: ", "ports_runtime", "protocols_runtime", portChange{})
+	}
+	if active || enabled {
+		add("permanent", "at boot: ", "ports_permanent", "protocols_permanent", portChange{Permanent: true, Offline: !active})
+	}
+	if ufwActive {
+		var allowed []string
+		for _, l := range st.Lines {
+			if p, ok := strings.CutPrefix(l, "ufw_allow "); ok {
+				allowed = append(allowed, strings.ReplaceAll(p, ":", "-"))
+			}
+		}
+		if missing := missingItems(rules.Ports, allowed); len(missing) > 0 {
+			changes = append(changes, provision.Change{Key: "ufw", Summary: "ufw does not allow " + strings.Join(missing, " "),
+				Action: "ufw allow", Value: portChange{UFW: true, Ports: missing}})
+		}
+	}
+	return changes
+}
+
+func missingItems(want, have []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// Apply implements provision.Step. Stopping firewalld only opens the host,
+// and adding ports never closes SSH, so the session kprep uses survives.
+func (FirewallStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+	for _, c := range changes {
+		var lines []string
+		switch c.Key {
+		case "firewalld":
+			lines = append(lines, "systemctl disable --now firewalld.service")
+			if wasActive, _ := c.Value.(bool); wasActive {
+				lines = append(lines, "if systemctl is-active --quiet docker.service; then systemctl restart docker.service; fi")
+			}
+		case "ufw":
+			pc, ok := c.Value.(portChange)
+			if !ok {
+				lines = append(lines, "ufw disable")
+				break
+			}
+			for _, p := range pc.Ports {
+				lines = append(lines, "ufw allow "+shell.Quote(strings.ReplaceAll(p, "-", ":")))
+			}
+		case "runtime", "permanent":
+			pc := c.Value.(portChange)
+			lines = append(lines, firewallCmd(pc))
+		}
+		for _, line := range lines {
+			if _, err := t.Run(ctx, transport.Command{Line: line}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// firewallCmd builds one firewall-cmd call that adds every port and protocol.
+func firewallCmd(pc portChange) string {
+	args := []string{"firewall-cmd"}
+	if pc.Offline {
+		args = []string{"firewall-offline-cmd"}
+	} else if pc.Permanent {
+		args = append(args, "--permanent")
+	}
+	for _, p := range pc.Ports {
+		args = append(args, "--add-port="+p)
+	}
+	for _, p := range pc.Protocols {
+		args = append(args, "--add-protocol="+p)
+	}
+	return shell.Join(args...)
+}

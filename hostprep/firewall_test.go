@@ -1,0 +1,101 @@
+package hostprep
+
+import (
+	"encoding/base64"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/inventory"
+)
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestRulesFor(t *testing.T) {
+	cp := &inventory.Host{Roles: []string{"control-plane"}}
+	both := &inventory.Host{Roles: []string{"control-plane", "worker"}}
+	w := &inventory.Host{Roles: []string{"worker"}}
+	tests := []struct {
+		host *inventory.Host
+		cni  string
+		want firewallRules
+	}{
+		{cp, "flannel", firewallRules{Ports: []string{"10250/tcp", "10257/tcp", "10259/tcp", "2379-2380/tcp", "6443/tcp", "8472/udp"}}},
+		{w, "calico", firewallRules{Ports: []string{"10250/tcp", "10256/tcp", "179/tcp", "30000-32767/tcp", "4789/udp", "5473/tcp"}, Protocols: []string{"ipip"}}},
+		{both, "none", firewallRules{Ports: []string{"10250/tcp", "10256/tcp", "10257/tcp", "10259/tcp", "2379-2380/tcp", "30000-32767/tcp", "6443/tcp"}}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, rulesFor(tt.host, tt.cni)); diff != "" {
+			t.Errorf("%v %s (-want +got):\n%s", tt.host.Roles, tt.cni, diff)
+		}
+	}
+}
+
+func TestFirewallDiff(t *testing.T) {
+	tests := []struct {
+		name, mode, state string
+		want              []string
+	}{
+		{"CentOS default", "disable", "firewalld_unit=0\nfirewalld_active=active\nfirewalld_enabled=enabled\nufw=\n", []string{"firewalld is running and enabled"}},
+		{"stopped but enabled", "disable", "firewalld_unit=0\nfirewalld_active=inactive\nfirewalld_enabled=enabled\nufw=\n", []string{"firewalld is enabled at boot (not running now)"}},
+		{"converged", "disable", "firewalld_unit=0\nfirewalld_active=inactive\nfirewalld_enabled=disabled\nufw=\n", nil},
+		{"not installed", "disable", "firewalld_unit=1\nfirewalld_active=inactive\nfirewalld_enabled=\nufw=\n", nil},
+		{"Ubuntu ufw on", "disable", "firewalld_unit=1\nufw=Status: active\n", []string{"ufw is active"}},
+		{"keep", "keep", "firewalld_unit=0\nfirewalld_active=active\nfirewalld_enabled=enabled\n", nil},
+		{"open ports", "open-ports", "firewalld_unit=0\nfirewalld_active=active\nfirewalld_enabled=enabled\nports_runtime=6443/tcp 10250/tcp\nports_permanent=10250/tcp 10257/tcp 10259/tcp 2379-2380/tcp 6443/tcp 8472/udp\n", []string{
+			"firewalld does not let in now: 10257/tcp 10259/tcp 2379-2380/tcp 8472/udp",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := labCluster()
+			c.Hostprep.Firewall = tt.mode
+			changes, err := FirewallStep{}.Diff(input(c, centos7, tt.state))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, summariesOf(changes)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFirewallCmd(t *testing.T) {
+	got := firewallCmd(portChange{Permanent: true, Ports: []string{"6443/tcp", "30000-32767/tcp"}, Protocols: []string{"ipip"}})
+	if got != "firewall-cmd --permanent --add-port=6443/tcp --add-port=30000-32767/tcp --add-protocol=ipip" {
+		t.Errorf("got %s", got)
+	}
+	if got := firewallCmd(portChange{Permanent: true, Offline: true, Ports: []string{"8472/udp"}}); got != "firewall-offline-cmd --add-port=8472/udp" {
+		t.Errorf("offline: %s", got)
+	}
+}
+
+func TestModulesConf(t *testing.T) {
+	tests := []struct {
+		name, in string
+		exists   bool
+		want     string
+		missing  []string
+	}{
+		{"missing", "", false, "# Written by kprep: kernel modules Kubernetes needs, loaded at boot.\noverlay\nbr_netfilter\n", []string{"overlay", "br_netfilter"}},
+		{"the docs' file", "overlay\nbr_netfilter\n", true, "overlay\nbr_netfilter\n", nil},
+		{"user file with more", "ip_vs\n# br_netfilter\noverlay", true, "ip_vs\n# br_netfilter\noverlay\nbr_netfilter\n", []string{"br_netfilter"}},
+	}
+	for _, tt := range tests {
+		got, missing := modulesConfWith(tt.in, tt.exists)
+		if got != tt.want || !cmp.Equal(missing, tt.missing) {
+			t.Errorf("%s: got %q %v, want %q %v", tt.name, got, missing, tt.want, tt.missing)
+		}
+	}
+}
+
+func TestProbesAreValidShell(t *testing.T) {
+	c := labCluster()
+	for _, mode := range []string{"disable", "open-ports"} {
+		c.Hostprep.Firewall = mode
+		for _, s := range Steps() {
+			runSnippet(t, "sh -n <<'EOF'\n"+s.Probe(&c.Hosts[0], c)+"\nEOF")
+		}
+	}
+}

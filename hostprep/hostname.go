@@ -1,0 +1,90 @@
+package hostprep
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/shell"
+	"github.com/kprep/kprep/provision/transport"
+)
+
+// HostnameStep names the host after its inventory name (which becomes the
+// Kubernetes node name) and makes /etc/hosts carry every cluster host. It
+// runs first: a node renamed after kubeadm join is a different node.
+type HostnameStep struct{}
+
+// Name implements provision.Step.
+func (HostnameStep) Name() string { return "hostprep/hostname" }
+
+// Probe reads the running and the configured hostname and /etc/hosts.
+func (HostnameStep) Probe(*inventory.Host, *inventory.Cluster) string {
+	return shell.Value("running", "cat /proc/sys/kernel/hostname") + "\n" +
+		shell.File("hostname", "/etc/hostname") + "\n" +
+		shell.File("hosts", "/etc/hosts")
+}
+
+// Diff implements provision.Step.
+func (HostnameStep) Diff(in provision.Input) ([]provision.Change, error) {
+	st, err := shell.Parse(in.State)
+	if err != nil {
+		return nil, err
+	}
+	var changes []provision.Change
+	name := in.Host.Name
+	if set := in.Cluster.Hostprep.Hostname; set == nil || *set {
+		configured, _ := st.File("hostname")
+		running := st.Values["running"]
+		if running != name || strings.TrimSpace(string(configured)) != name {
+			changes = append(changes, provision.Change{Key: "hostname",
+				Summary: fmt.Sprintf("hostname is %q (at boot: %q), want %q", running, strings.TrimSpace(string(configured)), name),
+				Action:  "hostnamectl set-hostname " + name})
+		}
+	}
+	hosts, _ := st.File("hosts")
+	content, missing := wantHosts(string(hosts), clusterEntries(in.Cluster))
+	if content != string(hosts) {
+		summary := "/etc/hosts has a stale kprep block"
+		if len(missing) > 0 {
+			var names []string
+			for _, e := range missing {
+				names = append(names, e.Name+" ("+e.Address+")")
+			}
+			summary = "/etc/hosts lacks cluster hosts: " + strings.Join(names, ", ")
+		}
+		changes = append(changes, provision.Change{Key: "hosts", Summary: summary,
+			Action: "write the kprep block in /etc/hosts", Value: content})
+	}
+	return changes, nil
+}
+
+// Apply implements provision.Step. /etc/hosts goes first, so that sudo can
+// resolve the new name as soon as it is set.
+func (HostnameStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+	for _, c := range changes {
+		if c.Key == "hosts" {
+			if err := t.WriteFile(ctx, "/etc/hosts", []byte(c.Value.(string)), transport.WriteOptions{Mode: 0o644}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, c := range changes {
+		if c.Key == "hostname" {
+			name := in.Host.Name
+			// hostnamectl sets both the running and the boot name; where
+			// hostnamed cannot run, do what it does by hand.
+			if _, err := t.Run(ctx, transport.Command{Line: "hostnamectl set-hostname " + shell.Quote(name)}); err == nil {
+				continue
+			}
+			if err := t.WriteFile(ctx, "/etc/hostname", []byte(name+"\n"), transport.WriteOptions{Mode: 0o644}); err != nil {
+				return err
+			}
+			if _, err := t.Run(ctx, transport.Command{Line: "hostname " + shell.Quote(name)}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

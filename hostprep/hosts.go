@@ -1,0 +1,105 @@
+package hostprep
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/kprep/kprep/provision/inventory"
+)
+
+// The block kprep keeps in /etc/hosts, between these two lines.
+const (
+	hostsBegin = "# BEGIN kprep: cluster hosts (managed by kprep; edits inside are overwritten)"
+	hostsEnd   = "# END kprep"
+)
+
+// hostEntry is one address and name /etc/hosts must carry.
+type hostEntry struct{ Address, Name string }
+
+// clusterEntries lists the hosts whose address is an IP: those /etc/hosts
+// can carry (a host given by DNS name resolves already).
+func clusterEntries(c *inventory.Cluster) []hostEntry {
+	var out []hostEntry
+	for _, h := range c.Hosts {
+		if net.ParseIP(h.Address) != nil {
+			out = append(out, hostEntry{h.Address, h.Name})
+		}
+	}
+	return out
+}
+
+// splitHostsBlock separates kprep's block from the rest of the file.
+func splitHostsBlock(hosts string) (outside []string, block []string, found bool) {
+	inBlock := false
+	for _, line := range strings.Split(strings.TrimSuffix(hosts, "\n"), "\n") {
+		switch {
+		case strings.TrimSpace(line) == hostsBegin:
+			inBlock, found = true, true
+		case inBlock && strings.TrimSpace(line) == hostsEnd:
+			inBlock = false
+		case inBlock:
+			block = append(block, line)
+		default:
+			outside = append(outside, line)
+		}
+	}
+	return outside, block, found
+}
+
+// carried reports whether lines map name to address.
+func carried(lines []string, e hostEntry) bool {
+	for _, line := range lines {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != e.Address {
+			continue
+		}
+		for _, n := range f[1:] {
+			if n == e.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wantHosts returns /etc/hosts with kprep's block holding exactly the
+// cluster hosts that the rest of the file does not carry already, and the
+// entries that were missing. Lines outside the block stay as they are; no
+// block is written when the file carries every host itself.
+func wantHosts(current string, entries []hostEntry) (string, []hostEntry) {
+	outside, block, _ := splitHostsBlock(current)
+	var need, missing []hostEntry
+	for _, e := range entries {
+		if carried(outside, e) {
+			continue
+		}
+		need = append(need, e)
+		if !carried(block, e) {
+			missing = append(missing, e)
+		}
+	}
+	var b strings.Builder
+	for _, line := range outside {
+		if line == "" && b.Len() == 0 {
+			continue
+		}
+		b.WriteString(line + "\n")
+	}
+	text := strings.TrimRight(b.String(), "\n")
+	if text != "" {
+		text += "\n"
+	}
+	if len(need) > 0 {
+		if text != "" {
+			text += "\n"
+		}
+		text += hostsBegin + "\n"
+		for _, e := range need {
+			text += fmt.Sprintf("%s %s\n", e.Address, e.Name)
+		}
+		text += hostsEnd + "\n"
+	}
+	return text, missing
+}
