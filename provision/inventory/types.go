@@ -1,5 +1,3 @@
-// Package inventory reads, defaults and validates cluster.yaml, the file that
-// says which hosts kprep works on and what it makes of them.
 package inventory
 
 import "time"
@@ -19,6 +17,10 @@ type Cluster struct {
 	// Path is the file the inventory was read from; relative key files are
 	// resolved against its folder.
 	Path string `yaml:"-"`
+
+	// src remembers where each value stood in the file, so that Validate
+	// can place its errors; nil for a Cluster built in code.
+	src *source
 }
 
 // Metadata names the cluster.
@@ -88,14 +90,16 @@ type Hostprep struct {
 
 // Docker is the Docker CE install and its daemon settings.
 type Docker struct {
-	Version            string            `yaml:"version"`
-	Repo               string            `yaml:"repo"`
-	RegistryMirrors    []string          `yaml:"registryMirrors"`
-	InsecureRegistries []string          `yaml:"insecureRegistries"`
-	LogDriver          string            `yaml:"logDriver"`
-	LogOpts            map[string]string `yaml:"logOpts"`
-	DataRoot           string            `yaml:"dataRoot"`
-	Proxy              Proxy             `yaml:"proxy"`
+	Version            string   `yaml:"version"`
+	Repo               string   `yaml:"repo"`
+	RegistryMirrors    []string `yaml:"registryMirrors"`
+	InsecureRegistries []string `yaml:"insecureRegistries"`
+	LogDriver          string   `yaml:"logDriver"`
+	// LogOpts must be written as YAML strings: dockerd refuses to start on
+	// a number in log-opts, so `max-file: 3` is an error, not a conversion.
+	LogOpts  map[string]string `yaml:"logOpts" kprep:"quoted"`
+	DataRoot string            `yaml:"dataRoot"`
+	Proxy    Proxy             `yaml:"proxy"`
 }
 
 // Proxy is the HTTP(S) proxy the container runtimes pull through.

@@ -1,0 +1,188 @@
+package inventory
+
+import (
+	"maps"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The defaults, all in one place. APIVersion and Kind have none: a file must
+// say what it is.
+const (
+	APIVersion  = "kprep/v1" // the only apiVersion this kprep reads
+	KindCluster = "Cluster"  // the only kind
+
+	defaultUser           = "root"
+	defaultPort           = 22
+	defaultSudo           = "auto"
+	defaultHostKeyPolicy  = "accept-new"
+	defaultKnownHosts     = "~/.ssh/known_hosts"
+	defaultConnectTimeout = 10 * time.Second
+	defaultConcurrency    = 20
+
+	defaultFirewall = "disable"
+	defaultSELinux  = "permissive"
+	defaultSwap     = "off"
+
+	defaultLogDriver = "json-file"
+
+	defaultCRI           = "containerd"
+	defaultPodSubnet     = "10.244.0.0/16"
+	defaultServiceSubnet = "10.96.0.0/12"
+	defaultCNI           = "flannel"
+)
+
+// defaultLogOpts keeps json-file logs from filling the disk, which dockerd's
+// own default (no limit) does on a long-running node.
+var defaultLogOpts = map[string]string{"max-size": "50m", "max-file": "3"}
+
+// ApplyDefaults fills every field the file left out, resolves ~ and relative
+// key paths, and sets each host's Connection to the cluster's ssh block
+// merged with the host's own. Load calls it; code that builds a Cluster calls
+// it before Validate. Calling it again changes nothing.
+func ApplyDefaults(c *Cluster, opts Options) {
+	opts = opts.complete()
+	// An explicit 0 (port: 0) is kept, so that Validate reports it instead
+	// of it silently becoming the default.
+	unset := func(path string, zero bool) bool { return zero && !c.src.isSet(path) }
+
+	s := &c.SSH
+	s.User = orDefault(s.User, defaultUser)
+	if unset("ssh.port", s.Port == 0) {
+		s.Port = defaultPort
+	}
+	s.Sudo = orDefault(s.Sudo, defaultSudo)
+	s.HostKeyPolicy = orDefault(s.HostKeyPolicy, defaultHostKeyPolicy)
+	s.KnownHostsFile = orDefault(s.KnownHostsFile, defaultKnownHosts)
+	if unset("ssh.connectTimeout", s.ConnectTimeout == 0) {
+		s.ConnectTimeout = defaultConnectTimeout
+	}
+	paths := pathResolver(c.Path, opts)
+	resolvePaths(s, paths)
+	defaultBastion(s.Bastion, "ssh.bastion", s.User, unset, paths)
+
+	for i := range c.Hosts {
+		h := &c.Hosts[i]
+		p := indexPath("hosts", i) + ".ssh"
+		if h.SSH != nil {
+			resolvePaths(h.SSH, paths)
+			defaultBastion(h.SSH.Bastion, p+".bastion", s.User, unset, paths)
+		}
+		h.Connection = mergeSSH(*s, h.SSH, func(field string) bool { return c.src.isSet(p + "." + field) })
+	}
+
+	if unset("concurrency", c.Concurrency == 0) {
+		c.Concurrency = defaultConcurrency
+	}
+
+	hp := &c.Hostprep
+	hp.Firewall = orDefault(hp.Firewall, defaultFirewall)
+	hp.SELinux = orDefault(hp.SELinux, defaultSELinux)
+	hp.Swap = orDefault(hp.Swap, defaultSwap)
+	if hp.Hostname == nil {
+		yes := true
+		hp.Hostname = &yes
+	}
+
+	d := &c.Docker
+	d.LogDriver = orDefault(d.LogDriver, defaultLogDriver)
+	// nil, not empty: "logOpts: {}" asks for dockerd's own behaviour.
+	if d.LogDriver == defaultLogDriver && d.LogOpts == nil {
+		d.LogOpts = maps.Clone(defaultLogOpts)
+	}
+
+	k := &c.Kubernetes
+	k.CRI = orDefault(k.CRI, defaultCRI)
+	k.PodSubnet = orDefault(k.PodSubnet, defaultPodSubnet)
+	k.ServiceSubnet = orDefault(k.ServiceSubnet, defaultServiceSubnet)
+	k.CNI = orDefault(k.CNI, defaultCNI)
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// defaultBastion completes a jump host: port 22 and, when no user is given,
+// the cluster's ssh user. Its key is not inherited: with none given the
+// transport uses the agent, as ssh -J does.
+func defaultBastion(b *Bastion, path, user string, unset func(string, bool) bool, paths func(string) string) {
+	if b == nil {
+		return
+	}
+	if unset(path+".port", b.Port == 0) {
+		b.Port = defaultPort
+	}
+	b.User = orDefault(b.User, user)
+	b.PrivateKeyFile = paths(b.PrivateKeyFile)
+}
+
+// mergeSSH overlays a host's ssh block on the cluster's, field by field; a
+// host's bastion replaces the cluster's whole. isSet tells an explicit zero
+// in the host block from an absent field.
+func mergeSSH(base SSH, host *SSH, isSet func(field string) bool) SSH {
+	m := base
+	if host != nil {
+		over := func(dst *string, v string) {
+			if v != "" {
+				*dst = v
+			}
+		}
+		over(&m.User, host.User)
+		over(&m.PrivateKeyFile, host.PrivateKeyFile)
+		over(&m.PasswordEnv, host.PasswordEnv)
+		over(&m.Sudo, host.Sudo)
+		over(&m.SudoPasswordEnv, host.SudoPasswordEnv)
+		over(&m.HostKeyPolicy, host.HostKeyPolicy)
+		over(&m.KnownHostsFile, host.KnownHostsFile)
+		if host.Port != 0 || isSet("port") {
+			m.Port = host.Port
+		}
+		if host.ConnectTimeout != 0 || isSet("connectTimeout") {
+			m.ConnectTimeout = host.ConnectTimeout
+		}
+		if host.Bastion != nil {
+			m.Bastion = host.Bastion
+		}
+	}
+	if m.Bastion != nil {
+		// A copy, so that changing one host's connection changes no other.
+		b := *m.Bastion
+		m.Bastion = &b
+	}
+	return m
+}
+
+func resolvePaths(s *SSH, paths func(string) string) {
+	s.PrivateKeyFile = paths(s.PrivateKeyFile)
+	s.KnownHostsFile = paths(s.KnownHostsFile)
+}
+
+// pathResolver expands ~ to the home folder and makes relative paths
+// absolute against the inventory file's folder, so that a key path in the
+// file means the same wherever kprep is run from.
+func pathResolver(inventory string, opts Options) func(string) string {
+	base := ""
+	if inventory != "" {
+		base = filepath.Dir(inventory)
+		if abs, err := filepath.Abs(base); err == nil {
+			base = abs
+		}
+	}
+	return func(p string) string {
+		if p == "~" || strings.HasPrefix(p, "~/") {
+			home, err := opts.HomeDir()
+			if err != nil || home == "" {
+				return p // left as written; Validate then says the file is missing
+			}
+			return filepath.Join(home, p[1:])
+		}
+		if p == "" || filepath.IsAbs(p) || base == "" {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+}
