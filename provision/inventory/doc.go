@@ -9,6 +9,9 @@
 // before validation, so every other package sees complete values: each
 // Host's Connection is the cluster's ssh block merged with the host's own.
 //
+// Top-level keys starting with "x-" are ignored, as in Compose files: they
+// are where a file keeps YAML anchors (&ssh) that hosts then merge (<<: *ssh).
+//
 // A Cluster built in code goes through ApplyDefaults and Validate the same
 // way. Nothing here touches a host; the checks read only the local file
 // system and environment, through Options so tests can replace them.
