@@ -125,7 +125,7 @@ func (r *run) execute(ctx context.Context) *Report {
 	rep := &Report{Mode: r.opts.Mode, Hosts: make([]HostResult, len(r.hosts))}
 	var wg sync.WaitGroup
 	for i, h := range r.hosts {
-		rep.Hosts[i] = HostResult{Name: h.Name, Address: h.Address}
+		rep.Hosts[i] = HostResult{Name: h.Name, Address: h.Address, Steps: []StepResult{}}
 		wg.Add(1)
 		go func(res *HostResult, h *inventory.Host) {
 			defer wg.Done()

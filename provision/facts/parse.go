@@ -27,7 +27,6 @@ func Parse(out string) (Facts, error) {
 		Arch:       kv["arch"],
 		Kernel:     kv["kernel"],
 		Init:       kv["init"],
-		PkgManager: strings.TrimSuffix(kv["pkg"], "-get"),
 		Hostname:   kv["hostname"],
 		User:       kv["user"],
 	}
@@ -51,6 +50,7 @@ func Parse(out string) (Facts, error) {
 	if err := classify(&f, kv["redhat_release"]); err != nil {
 		return f, err
 	}
+	f.PkgManager = packageManager(f.Family, strings.Fields(kv["pkg"]))
 	switch f.Arch {
 	case "x86_64", "aarch64":
 	default:
@@ -151,4 +151,21 @@ func releaseNumber(s string) string {
 
 func supportedList() string {
 	return "CentOS 7/8/9, RHEL, Rocky, AlmaLinux, Oracle Linux, Anolis, openEuler, Kylin V10, Ubuntu 20.04-24.04, Debian 11-13"
+}
+
+// packageManager picks the family's own tool among those installed: a
+// Debian host may have dnf installed, and an EL7 host has only yum.
+func packageManager(family Family, present []string) string {
+	prefer := []string{"dnf", "yum"}
+	if family == FamilyDebian {
+		prefer = []string{"apt-get"}
+	}
+	for _, want := range prefer {
+		for _, p := range present {
+			if p == want {
+				return strings.TrimSuffix(p, "-get")
+			}
+		}
+	}
+	return ""
 }

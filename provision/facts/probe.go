@@ -17,9 +17,11 @@ echo "arch=$(uname -m)"
 echo "kernel=$(uname -r)"
 echo "cgroupfs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
 echo "init=$(cat /proc/1/comm 2>/dev/null)"
+pkgs=
 for p in dnf yum apt-get; do
-  if command -v "$p" >/dev/null 2>&1; then echo "pkg=$p"; break; fi
+  if command -v "$p" >/dev/null 2>&1; then pkgs="$pkgs $p"; fi
 done
+echo "pkg=$pkgs"
 echo "hostname=$(cat /proc/sys/kernel/hostname 2>/dev/null)"
 echo "pagesize=$(getconf PAGESIZE 2>/dev/null)"
 echo "cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null)"

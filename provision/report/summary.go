@@ -81,14 +81,14 @@ func totals(rep *provision.Report) string {
 			counts[s.Status]++
 		}
 	}
-	parts := []string{fmt.Sprintf("%d hosts", len(rep.Hosts))}
+	parts := []string{plural(len(rep.Hosts), "host")}
 	for _, st := range []provision.Status{provision.StatusChanged, provision.StatusPending, provision.StatusUnchanged, provision.StatusFailed, provision.StatusSkipped} {
 		if counts[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}
 	}
 	if failedHosts > 0 {
-		parts = append(parts, fmt.Sprintf("%d hosts failed", failedHosts))
+		parts = append(parts, plural(failedHosts, "host")+" failed")
 	}
 	return fmt.Sprintf("%s: %s in %s", rep.Mode, strings.Join(parts, ", "), duration(rep.Duration))
 }
@@ -122,4 +122,11 @@ func FactsTable(w io.Writer, rep *provision.Report) {
 			f.Kernel, cg, f.PkgManager, f.User, firstLine(h.Error))
 	}
 	tw.Flush()
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -1,0 +1,54 @@
+# kprep: build, test and the lab. `make help` lists the targets.
+GO        ?= go
+BIN       := bin/kprep
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+LAB       := $(GO) run ./test/lab
+STATICCHECK_VERSION ?= 2026.2.2
+
+.PHONY: help build test unit lint bench fuzz e2e lab-up lab-down lab-status demo ci clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/kprep
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kprep
+
+test: lint unit ## lint and unit tests (fast; the SSH tests need root and sshd, and skip without them)
+
+unit: ## unit tests with the race detector
+	$(GO) test -race -count=1 ./...
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+
+bench: ## benchmarks: round trips per host, SSH throughput
+	$(GO) test -run '^$$' -bench . -benchmem ./provision/...
+
+fuzz: ## fuzz the inventory loader for a minute
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 60s ./provision/inventory
+
+e2e: build ## end-to-end tests on the lab (root; builds the lab on first use)
+	KPREP_E2E=1 KPREP_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 80m -v ./test/e2e/...
+
+lab-up: ## bring up the lab's hosts and print their inventory (root)
+	$(LAB) up
+
+lab-down: ## remove every host, link, mount and process of the lab (root)
+	$(LAB) down
+
+lab-status: ## show the lab's hosts
+	$(LAB) status
+
+demo: build lab-up ## lab up, then kprep apply on it (root)
+	@set -e; inv=$$($(LAB) inventory); export KPREP_LAB_SUDO_PASSWORD=$$($(LAB) sudo-password); \
+	$(BIN) apply -i $$inv; $(BIN) plan -i $$inv
+
+ci: test e2e ## what CI runs
+
+clean:
+	rm -rf bin
