@@ -47,8 +47,6 @@ type fakeHost struct {
 	gate map[string]chan struct{}
 	// onRun is called for every command (to measure concurrency).
 	onRun  func()
-	locked bool
-	runLog []string
 }
 
 func newFakeHost(name string, state map[string]string) *fakeHost {

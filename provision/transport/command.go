@@ -37,14 +37,15 @@ type CommandError struct {
 	Status   int    // -1 when the command did not exit (timeout, lost connection)
 	Stderr   string // already redacted, trimmed
 	TimedOut bool
-	Err      error // underlying transport error, if any
+	Timeout  time.Duration // the limit that ran out, when TimedOut
+	Err      error         // underlying transport error, if any
 }
 
 func (e *CommandError) Error() string {
 	var b strings.Builder
 	switch {
 	case e.TimedOut:
-		fmt.Fprintf(&b, "%s: command timed out: %s", e.Host, e.Line)
+		fmt.Fprintf(&b, "%s: command timed out after %s: %s", e.Host, e.Timeout, e.Line)
 	case e.Status < 0:
 		fmt.Fprintf(&b, "%s: command did not finish: %s", e.Host, e.Line)
 		if e.Err != nil {
