@@ -23,6 +23,9 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	fail := func(err error) (*Conn, error) {
 		return nil, fmt.Errorf("%s: connect to %s@%s: %w", cfg.Host, s.User, target, err)
 	}
+	if cfg.Address == "" {
+		return fail(errors.New("the host has no address"))
+	}
 	switch s.HostKeyPolicy {
 	case PolicyStrict, PolicyAcceptNew, PolicyInsecure:
 	default:
@@ -179,17 +182,12 @@ func (c *Conn) hop(ctx context.Context, conn net.Conn, addr string, l login, key
 	}
 	if err != nil {
 		var keyErr *HostKeyError
-		if !errors.As(err, &keyErr) && isAuthFailure(err) {
+		if !errors.As(err, &keyErr) && containsAny(err.Error(), "unable to authenticate") {
 			return nil, fmt.Errorf("%w (check ssh.user, ssh.privateKeyFile or the agent's keys, ssh.passwordEnv)", err)
 		}
 		return nil, err
 	}
 	return ssh.NewClient(sshConn, chans, reqs), nil
-}
-
-func isAuthFailure(err error) bool {
-	var hostKeyErr *HostKeyError
-	return !errors.As(err, &hostKeyErr) && containsAny(err.Error(), "unable to authenticate", "no supported methods remain")
 }
 
 // keepalive asks the server every interval whether it is still there, as

@@ -1,0 +1,85 @@
+package transport
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kprep/kprep/provision/inventory"
+)
+
+// The markers may arrive split across writes, mixed with sudo's own
+// messages; what the caller gets back must be stderr without them.
+func TestStderrWatchFindsSplitMarkers(t *testing.T) {
+	m := markers{prompt: "PROMPT-x1", start: "START-y2"}
+	stream := "[sudo] lecture\nPROMPT-x1Sorry, try again.\nPROMPT-x1START-y2:4242\nreal error\n"
+	for chunk := 1; chunk <= len(stream); chunk++ {
+		w := newStderrWatch(m, true)
+		for i := 0; i < len(stream); i += chunk {
+			w.Write([]byte(stream[i:min(i+chunk, len(stream))]))
+		}
+		started, prompts, pgid := w.state()
+		if !started || prompts != 2 || pgid != 4242 {
+			t.Fatalf("chunk %d: started %v prompts %d pgid %d, want true 2 4242", chunk, started, prompts, pgid)
+		}
+		if got, want := string(w.output()), "[sudo] lecture\nSorry, try again.\nreal error\n"; got != want {
+			t.Fatalf("chunk %d: output %q, want %q", chunk, got, want)
+		}
+		var events []sudoEvent
+		for len(w.events) > 0 {
+			events = append(events, <-w.events)
+		}
+		if len(events) != 3 || events[0] != eventPrompt || events[1] != eventPrompt || events[2] != eventStarted {
+			t.Fatalf("chunk %d: events %v, want prompt, prompt, started", chunk, events)
+		}
+	}
+}
+
+// After the start, the command's own output is not scanned: a command
+// that prints a marker-like text keeps it.
+func TestStderrWatchStopsAfterStart(t *testing.T) {
+	m := markers{prompt: "P", start: "S"}
+	w := newStderrWatch(m, false)
+	w.Write([]byte("S:7\nP and S:1\n"))
+	if got := string(w.output()); got != "P and S:1\n" {
+		t.Errorf("output %q", got)
+	}
+}
+
+func TestSudoModeFor(t *testing.T) {
+	for _, tc := range []struct {
+		user, sudo string
+		want       sudoMode
+		err        bool
+	}{
+		{"root", "", sudoNone, false},
+		{"root", "auto", sudoNone, false},
+		{"vagrant", "auto", sudoNoPassword, false},
+		{"vagrant", "", sudoNoPassword, false},
+		{"root", "true", sudoNoPassword, false},
+		{"vagrant", "false", sudoNone, false},
+		{"vagrant", "yes", sudoNone, true},
+	} {
+		got, err := sudoModeFor(inventory.SSH{User: tc.user, Sudo: tc.sudo})
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("sudoModeFor(%s, %q) = %v, %v", tc.user, tc.sudo, got, err)
+		}
+	}
+}
+
+func TestRemoteCommandQuotesTheLine(t *testing.T) {
+	c := &Conn{markers: markers{prompt: "PR", start: "ST"}}
+	for mode, prefix := range map[sudoMode]string{
+		sudoNone:         "LC_ALL=C sh -c '",
+		sudoNoPassword:   "LC_ALL=C sudo -n -- sh -c '",
+		sudoWithPassword: "LC_ALL=C sudo -S -p 'PR' -- sh -c '",
+	} {
+		c.sudo = mode
+		got := c.remoteCommand("echo 'it''s' \"$HOME\"")
+		if !strings.HasPrefix(got, prefix) {
+			t.Errorf("mode %v: %q does not start with %q", mode, got, prefix)
+		}
+		if !strings.HasSuffix(got, `echo '\''it'\'''\''s'\'' "$HOME"'`) {
+			t.Errorf("mode %v: the line is not quoted whole: %q", mode, got)
+		}
+	}
+}
