@@ -1,3 +1,7 @@
+// Package transport is kprep's SSH connection to one host: one TCP
+// connection (through a bastion if needed) for the whole run, a session per
+// command, run as root with sh and sudo, and atomic file writes over one
+// SFTP client. Secrets are redacted from everything it shows or logs.
 package transport
 
 import (

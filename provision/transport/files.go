@@ -279,10 +279,10 @@ func installScript(staged, target string, opts WriteOptions) string {
 s=` + shellQuote(staged) + `; t=` + shellQuote(target) + `; keep=` + backup + `
 tmp=; bt=
 trap 'rm -f -- "$s" ${tmp:+"$tmp"} ${bt:+"$bt"}; rmdir -- "${s%/*}" 2>/dev/null || :' EXIT
-r=$(readlink -f -- "$t" 2>/dev/null) && [ -n "$r" ] && t=$r
+if [ -L "$t" ]; then r=$(readlink -f -- "$t") && [ -n "$r" ] && t=$r; fi
 d=${t%/*}; d=${d:-/}; b=${t##*/}
 if [ -e "$t" ] && [ ! -f "$t" ]; then echo "kprep: $t is not a regular file" >&2; exit 1; fi
-mkdir -p -- "$d"
+[ -d "$d" ] || mkdir -p -- "$d"
 tmp=$(mktemp -- "$d/.$b.kprep-tmp-XXXXXXXX")
 dd if="$s" of="$tmp" bs=65536 conv=fsync status=none
 if [ -e "$t" ]; then
