@@ -57,7 +57,11 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 			c.sudo = sudoWithPassword
 		}
 	}
-	for _, name := range []string{s.PasswordEnv, s.SudoPasswordEnv} {
+	passwordEnvs := []string{s.PasswordEnv, s.SudoPasswordEnv}
+	if s.Bastion != nil {
+		passwordEnvs = append(passwordEnvs, s.Bastion.PasswordEnv)
+	}
+	for _, name := range passwordEnvs {
 		if v, ok := cfg.LookupEnv(name); ok && name != "" && v != "" {
 			c.secrets = append(c.secrets, v)
 		}

@@ -18,7 +18,8 @@ import (
 // defaultFileMode is the mode of a new file whose WriteOptions name none.
 const defaultFileMode fs.FileMode = 0o644
 
-// statusMissing is the exit status readScript gives for a missing file.
+// statusMissing is the exit status of ReadFile's sudo command for a missing
+// file.
 const statusMissing = 44
 
 // WriteFile replaces the file at p (an absolute path) with data so that a
