@@ -42,3 +42,5 @@ func (d SSHDialer) Dial(ctx context.Context, h *inventory.Host) (Conn, error) {
 	}
 	return conn, nil
 }
+var _ Starter = (*transport.Conn)(nil)
+var _ Conn = (*transport.Conn)(nil)

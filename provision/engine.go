@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -46,11 +45,7 @@ type Starter interface {
 }
 
 // Process is a command that keeps running while others run.
-type Process interface {
-	Stdout() io.Reader
-	Stdin() io.WriteCloser
-	Wait() error
-}
+type Process = transport.Process
 
 // Options configure one run.
 type Options struct {
