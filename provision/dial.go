@@ -42,5 +42,9 @@ func (d SSHDialer) Dial(ctx context.Context, h *inventory.Host) (Conn, error) {
 	}
 	return conn, nil
 }
-var _ Starter = (*transport.Conn)(nil)
-var _ Conn = (*transport.Conn)(nil)
+
+// The real connection is both a Conn and a Starter (the lock session).
+var (
+	_ Conn    = (*transport.Conn)(nil)
+	_ Starter = (*transport.Conn)(nil)
+)

@@ -46,7 +46,7 @@ type fakeHost struct {
 	// gate makes "set KEY ..." wait until the channel is closed.
 	gate map[string]chan struct{}
 	// onRun is called for every command (to measure concurrency).
-	onRun  func()
+	onRun func()
 }
 
 func newFakeHost(name string, state map[string]string) *fakeHost {

@@ -20,15 +20,15 @@ func Parse(out string) (Facts, error) {
 		kv[k] = strings.TrimSpace(v)
 	}
 	f := Facts{
-		OSID:       kv["os_id"],
-		OSVersion:  kv["os_version"],
-		OSName:     kv["os_name"],
-		Codename:   kv["os_codename"],
-		Arch:       kv["arch"],
-		Kernel:     kv["kernel"],
-		Init:       kv["init"],
-		Hostname:   kv["hostname"],
-		User:       kv["user"],
+		OSID:      kv["os_id"],
+		OSVersion: kv["os_version"],
+		OSName:    kv["os_name"],
+		Codename:  kv["os_codename"],
+		Arch:      kv["arch"],
+		Kernel:    kv["kernel"],
+		Init:      kv["init"],
+		Hostname:  kv["hostname"],
+		User:      kv["user"],
 	}
 	if f.OSID == "" {
 		return f, fmt.Errorf("cannot tell the operating system: /etc/os-release is missing or has no ID")
