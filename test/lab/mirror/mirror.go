@@ -6,9 +6,21 @@ package mirror
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
 )
+
+// DefaultCacheDir is where the lab keeps the mirror's artifacts.
+const DefaultCacheDir = "/var/cache/kprep-lab"
+
+// DefaultRegistryAddr is the lab registry's address on the lab bridge.
+const DefaultRegistryAddr = "192.168.77.1:5000"
 
 // Options says where the mirror's artifacts are cached and where progress goes.
 type Options struct {
@@ -16,6 +28,14 @@ type Options struct {
 	CacheDir string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// GOARCH is the hosts' architecture: amd64 (default: the machine's) or arm64.
+	GOARCH string
+	// RegistryAddr is the lab registry's host:port, written into the image
+	// archives' tags (default DefaultRegistryAddr).
+	RegistryAddr string
+	// KubeBuildDir is the test/kubebuild module; empty finds it from the
+	// working folder.
+	KubeBuildDir string
 }
 
 // Tree is a built mirror.
@@ -28,6 +48,9 @@ type Tree struct {
 	// Images are docker-archive tarballs pushed to the lab registry and
 	// importable with `ctr -n k8s.io images import`.
 	Images []Image
+	// DebianVersions maps each Debian package whose binaries the mirror
+	// repackages to the version it carries (docker.io: 20.10.24+dfsg1-...).
+	DebianVersions map[string]string
 }
 
 // Image is one image the lab makes locally.
@@ -35,25 +58,141 @@ type Image struct {
 	// Ref is the reference inside the lab registry, without the registry
 	// address: "library/hello:latest", "google_containers/pause:3.10".
 	Ref string
+	// Tags are the names the archive carries when loaded or imported
+	// ("registry.k8s.io/pause:3.10", "192.168.77.1:5000/google_containers/pause:3.10").
+	Tags []string
 	// Archive is a docker-archive tarball of the image.
 	Archive string
 }
 
 // Build makes (or takes from the cache) everything the mirror serves.
+// Each stage is cached under a key made from its recipe, so a second call
+// with nothing changed only checks that the entries are there.
 func Build(ctx context.Context, o Options) (*Tree, error) {
-	return nil, errors.New("mirror.Build: not built yet")
+	if o.CacheDir == "" {
+		o.CacheDir = DefaultCacheDir
+	}
+	if o.GOARCH == "" {
+		o.GOARCH = runtime.GOARCH
+	}
+	if o.RegistryAddr == "" {
+		o.RegistryAddr = DefaultRegistryAddr
+	}
+	a, err := archFor(o.GOARCH)
+	if err != nil {
+		return nil, err
+	}
+	cacheDir, err := filepath.Abs(o.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := lockCache(cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	r := &runner{log: o.Log}
+	start := time.Now()
+
+	moduleDir, err := findKubeBuild(o.KubeBuildDir)
+	if err != nil {
+		return nil, err
+	}
+	dockerKey, err := labSigner(ctx, r, cacheDir, "docker", "kprep lab Docker CE repo <docker-ce@lab.kprep.invalid>")
+	if err != nil {
+		return nil, err
+	}
+	defer dockerKey.close()
+	kubeKey, err := labSigner(ctx, r, cacheDir, "kubernetes", "kprep lab Kubernetes repo <kubernetes@lab.kprep.invalid>")
+	if err != nil {
+		return nil, err
+	}
+	defer kubeKey.close()
+
+	debian, err := fetchDebian(ctx, r, cacheDir, a.Deb)
+	if err != nil {
+		return nil, err
+	}
+	kubeDir, err := buildKube(ctx, r, cacheDir, moduleDir, a)
+	if err != nil {
+		return nil, err
+	}
+	pl := payload{debian: debian, kube: kubeDir, arch: a}
+
+	plan, err := planRepos(ctx, r, cacheDir, pl, dockerKey, kubeKey)
+	if err != nil {
+		return nil, err
+	}
+	root, err := cached(ctx, filepath.Join(cacheDir, "tree"), a.Go+"-"+plan.key(), func(ctx context.Context, tmp string) error {
+		return plan.assemble(ctx, r, tmp, time.Now())
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	pause, err := buildPause(ctx, r, cacheDir, a)
+	if err != nil {
+		return nil, err
+	}
+	images, err := buildImages(ctx, r, cacheDir, labImages(debian.path("/bin/busybox"), pause, o.RegistryAddr), a)
+	if err != nil {
+		return nil, err
+	}
+
+	used := append(plan.packageEntries(), filepath.Base(root))
+	for _, sub := range []string{"packages", "tree"} {
+		prune(r, filepath.Join(cacheDir, sub), []string{a.Go + "-", a.RPM + "-", a.Deb + "-"}, used)
+	}
+	prune(r, filepath.Join(cacheDir, "kube"), []string{}, []string{filepath.Base(kubeDir)}, "-"+a.Go)
+	r.logf("mirror ready in %s: %s", time.Since(start).Round(time.Millisecond), root)
+	return &Tree{Root: root, BinDir: kubeDir, Images: images, DebianVersions: debian.Versions}, nil
 }
 
-// Serve serves root over HTTP on addr (e.g. 192.168.77.1:8080) until ctx ends.
-func Serve(ctx context.Context, root, addr string) error {
-	return errors.New("mirror.Serve: not built yet")
+// lockCache holds an exclusive lock on the cache folder until the returned
+// function is called, so two lab runs never build the same entry at once.
+func lockCache(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("mirror cache %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("mirror cache lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("mirror cache lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
 }
 
-// RegistryConfig returns a docker-registry config.yml that stores images in
-// dataDir and listens on addr over plain HTTP.
-func RegistryConfig(dataDir, addr string) []byte { return nil }
-
-// PushImages pushes the tree's images to the registry at addr (host:port).
-func PushImages(ctx context.Context, addr string, t *Tree) error {
-	return errors.New("mirror.PushImages: not built yet")
+// prune removes cache entries in dir that this build did not use, among
+// those whose names start with one of prefixes (or end with suffix): the
+// entries of older recipes for this architecture, and half-built entries of
+// killed runs. Other architectures' entries stay.
+func prune(r *runner, dir string, prefixes, used []string, suffix ...string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	keep := map[string]bool{}
+	for _, u := range used {
+		keep[u] = true
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if keep[name] {
+			continue
+		}
+		mine := strings.Contains(name, ".tmp-") // left by a killed run; we hold the lock
+		for _, p := range prefixes {
+			mine = mine || strings.HasPrefix(name, p)
+		}
+		for _, s := range suffix {
+			mine = mine || strings.HasSuffix(name, s)
+		}
+		if mine {
+			r.logf("removing the old cache entry %s", filepath.Join(dir, name))
+			os.RemoveAll(filepath.Join(dir, name))
+		}
+	}
 }
