@@ -13,7 +13,9 @@ import (
 
 // recipeKey hashes the parts of a recipe (texts, versions, keys of the
 // stages it uses) into a short name for its cache entry: the same recipe
-// finds the same entry, any change makes a new one.
+// finds the same entry, any change makes a new one. Each stage's first part
+// names it with a version ("tree/1"): bump that version when the stage's
+// code changes in a way its other parts do not show.
 func recipeKey(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {

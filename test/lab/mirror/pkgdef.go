@@ -42,14 +42,20 @@ type pkgDef struct {
 	Scripts map[string]string `json:"scripts,omitempty"`
 }
 
-// key is the package's recipe key: any change to what goes in, or to the
-// input files (whose cache folders carry their own keys), makes a new one.
+// key is the package's recipe key: the definition and the rendered spec or
+// control text, so any change to what goes in, to the input files (whose
+// cache folders carry their own keys) or to how it is written makes a new
+// one. Bump the version when the build commands change.
 func (p *pkgDef) key(format string) string {
 	data, err := json.Marshal(p)
 	if err != nil {
 		panic(err) // plain data: cannot fail
 	}
-	return recipeKey("package/1", format, string(data))
+	rendered := debControl(*p, 0)
+	if format == formatRPM {
+		rendered = rpmSpec(*p, "@DATA@")
+	}
+	return recipeKey("package/2", format, string(data), rendered)
 }
 
 // fileName is the package file's conventional name, as the real mirrors use:
