@@ -5,6 +5,7 @@ import (
 
 	"github.com/kprep/kprep/hostprep"
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/runtime"
 )
 
 // phase is a group of steps that --phase selects.
@@ -17,6 +18,7 @@ type phase struct {
 // This is the one place to read to know what apply does.
 var phases = []phase{
 	{name: "hostprep", steps: hostprep.Steps},
+	{name: "runtime", steps: runtime.Steps},
 }
 
 func knownPhase(name string) bool {

@@ -25,12 +25,18 @@ const (
 	defaultSELinux  = "permissive"
 	defaultSwap     = "off"
 
-	defaultLogDriver = "json-file"
+	defaultLogDriver  = "json-file"
+	defaultDockerRepo = "https://download.docker.com"
+	defaultVaultURL   = "https://vault.centos.org"
 
 	defaultCRI           = "containerd"
 	defaultPodSubnet     = "10.244.0.0/16"
 	defaultServiceSubnet = "10.96.0.0/12"
 	defaultCNI           = "flannel"
+
+	defaultCRIDockerdVersion = "0.3.16"
+	// defaultCRIDockerdURL is where Mirantis publishes cri-dockerd's releases.
+	defaultCRIDockerdURL = "https://github.com/Mirantis/cri-dockerd/releases/download/v{version}/cri-dockerd-{version}.{arch}.tgz"
 )
 
 // defaultLogOpts keeps json-file logs from filling the disk, which dockerd's
@@ -87,6 +93,10 @@ func ApplyDefaults(c *Cluster, opts Options) {
 
 	d := &c.Docker
 	d.LogDriver = orDefault(d.LogDriver, defaultLogDriver)
+	d.Repo = orDefault(d.Repo, defaultDockerRepo)
+	d.GPGCheck = orTrue(d.GPGCheck)
+	d.CentOS7Vault.Enabled = orTrue(d.CentOS7Vault.Enabled)
+	d.CentOS7Vault.URL = orDefault(d.CentOS7Vault.URL, defaultVaultURL)
 	// nil, not empty: "logOpts: {}" asks for dockerd's own behaviour.
 	if d.LogDriver == defaultLogDriver && d.LogOpts == nil {
 		d.LogOpts = maps.Clone(defaultLogOpts)
@@ -97,6 +107,17 @@ func ApplyDefaults(c *Cluster, opts Options) {
 	k.PodSubnet = orDefault(k.PodSubnet, defaultPodSubnet)
 	k.ServiceSubnet = orDefault(k.ServiceSubnet, defaultServiceSubnet)
 	k.CNI = orDefault(k.CNI, defaultCNI)
+	k.CRIDockerd.Version = orDefault(k.CRIDockerd.Version, defaultCRIDockerdVersion)
+	k.CRIDockerd.URL = orDefault(k.CRIDockerd.URL, defaultCRIDockerdURL)
+}
+
+// orTrue gives an unset switch its default, on.
+func orTrue(b *bool) *bool {
+	if b == nil {
+		yes := true
+		return &yes
+	}
+	return b
 }
 
 func orDefault(v, def string) string {

@@ -57,10 +57,14 @@ func TestLoadMinimalFillsEveryDefault(t *testing.T) {
 			Connection: conn,
 		}},
 		Hostprep: Hostprep{Firewall: "disable", SELinux: "permissive", Swap: "off", Hostname: &yes},
-		Docker:   Docker{LogDriver: "json-file", LogOpts: map[string]string{"max-size": "50m", "max-file": "3"}},
+		Docker: Docker{LogDriver: "json-file", LogOpts: map[string]string{"max-size": "50m", "max-file": "3"},
+			Repo: "https://download.docker.com", GPGCheck: &yes,
+			CentOS7Vault: CentOS7Vault{Enabled: &yes, URL: "https://vault.centos.org"}},
 		Kubernetes: Kubernetes{
 			Version: "1.34.4", CRI: "containerd", PodSubnet: "10.244.0.0/16",
 			ServiceSubnet: "10.96.0.0/12", CNI: "flannel",
+			CRIDockerd: CRIDockerd{Version: "0.3.16",
+				URL: "https://github.com/Mirantis/cri-dockerd/releases/download/v{version}/cri-dockerd-{version}.{arch}.tgz"},
 		},
 		Path: "testdata/good/minimal.yaml",
 	}
@@ -105,6 +109,14 @@ func TestLoadGoodFiles(t *testing.T) {
 			}
 			if c.Concurrency != 5 || c.Kubernetes.CRI != "cri-dockerd" || c.Kubernetes.CNI != "calico" {
 				t.Errorf("concurrency %d, cri %q, cni %q", c.Concurrency, c.Kubernetes.CRI, c.Kubernetes.CNI)
+			}
+			// Switches written false stay false: nil is what gets the default.
+			d := c.Docker
+			if !d.LiveRestore || *d.GPGCheck || *d.CentOS7Vault.Enabled || d.CentOS7Vault.URL != "https://mirrors.aliyun.com/centos-vault" {
+				t.Errorf("docker runtime switches = liveRestore %v, gpgCheck %v, vault %v %q", d.LiveRestore, *d.GPGCheck, *d.CentOS7Vault.Enabled, d.CentOS7Vault.URL)
+			}
+			if k := c.Kubernetes; k.CRIDockerd.Version != "0.3.15" || k.SandboxImage != "registry.aliyuncs.com/google_containers/pause:3.10.1" {
+				t.Errorf("criDockerd %+v, sandboxImage %q", k.CRIDockerd, k.SandboxImage)
 			}
 		}},
 		{"ha.yaml", func(t *testing.T, c *Cluster) {
@@ -174,7 +186,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"unknown_field.yaml", []string{
 			`7:5: hosts[0].adress: unknown field; did you mean "address"?`,
 			`11:3: kubernetes.podCIDR: unknown field; did you mean "podSubnet"?`,
-			`12:3: kubernetes.flavour: unknown field; known fields are version, repo, imageRepository, cri, podSubnet, serviceSubnet, controlPlaneEndpoint, cni`}},
+			`12:3: kubernetes.flavour: unknown field; known fields are version, repo, imageRepository, cri, podSubnet, serviceSubnet, controlPlaneEndpoint, cni, sandboxImage, criDockerd`}},
 		{"password_field.yaml", []string{
 			`7:3: ssh.password: unknown field; kprep never reads a password from the file: export it in an environment variable and give that variable's name in passwordEnv or sudoPasswordEnv`}},
 		{"duplicate_key.yaml", []string{
@@ -242,6 +254,12 @@ func TestLoadBadFiles(t *testing.T) {
 			`1:1: metadata.name: required; give the cluster a name`,
 			`1:1: kubernetes.version: required; write it like "1.34.4"`,
 			`2:1: hosts: required; list at least one host`}},
+		{"bad_runtime.yaml", []string{
+			`6:13: docker.gpgCheck: expected true or false, got the string "yes"`,
+			`7:38: docker.centos7Vault.url: "vault.centos.org" is not an http:// or https:// URL`,
+			`10:17: kubernetes.sandboxImage: "docker://registry.k8s.io/pause:3.10" must not have a scheme; write it like registry.k8s.io/pause:3.10.1`,
+			`11:25: kubernetes.criDockerd.version: "0.3" is not a full version; write it like "0.3.16"`,
+			`11:37: kubernetes.criDockerd.url: {os} is not a placeholder kprep fills in; use {version} and {arch}`}},
 		{"bad_settings.yaml", []string{
 			`10:28: hostprep.sysctl["net.ipv4 ip_forward"]: "net.ipv4 ip_forward" is not a sysctl key like net.ipv4.ip_forward`,
 			`11:20: hostprep.sysctl["vm.swappiness"]: needs a value`,

@@ -100,6 +100,24 @@ type Docker struct {
 	LogOpts  map[string]string `yaml:"logOpts" kprep:"quoted"`
 	DataRoot string            `yaml:"dataRoot"`
 	Proxy    Proxy             `yaml:"proxy"`
+	// LiveRestore keeps containers running while dockerd restarts, so a
+	// restart for a changed setting does not stop the node's pods.
+	LiveRestore bool `yaml:"liveRestore"`
+	// GPGCheck makes yum check the packages' signatures with the repo's key.
+	GPGCheck *bool `yaml:"gpgCheck"`
+	// CentOS7Vault repoints CentOS 7's base repos at the vault.
+	CentOS7Vault CentOS7Vault `yaml:"centos7Vault"`
+}
+
+// CentOS7Vault says where CentOS 7's base, updates and extras repos come
+// from once their stock mirrorlist is gone (CentOS 7 ended on 2024-06-30):
+// docker-ce needs container-selinux from extras.
+type CentOS7Vault struct {
+	// Enabled repoints CentOS-Base.repo when it still uses the dead
+	// mirrorlist.centos.org or mirror.centos.org; false leaves it alone.
+	Enabled *bool `yaml:"enabled"`
+	// URL is the vault's root, laid out like vault.centos.org.
+	URL string `yaml:"url"`
 }
 
 // Proxy is the HTTP(S) proxy the container runtimes pull through.
@@ -119,4 +137,18 @@ type Kubernetes struct {
 	ServiceSubnet        string `yaml:"serviceSubnet"`
 	ControlPlaneEndpoint string `yaml:"controlPlaneEndpoint"`
 	CNI                  string `yaml:"cni"` // flannel | calico | none
+	// SandboxImage is the pod sandbox (pause) image the CRI runtime uses;
+	// "" means imageRepository's pause at the version kubeadm expects.
+	SandboxImage string `yaml:"sandboxImage"`
+	// CRIDockerd is where cri-dockerd comes from when cri is cri-dockerd.
+	CRIDockerd CRIDockerd `yaml:"criDockerd"`
+}
+
+// CRIDockerd is the cri-dockerd release kprep installs: it ships no
+// package repository, so it comes as a release tarball.
+type CRIDockerd struct {
+	Version string `yaml:"version"`
+	// URL is the tarball's address; {version} and {arch} (amd64, arm64)
+	// are filled in per host.
+	URL string `yaml:"url"`
 }

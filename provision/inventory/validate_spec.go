@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -58,6 +59,7 @@ func (v *validator) docker() {
 	}
 	v.url("docker.proxy.http", d.Proxy.HTTP)
 	v.url("docker.proxy.https", d.Proxy.HTTPS)
+	v.url("docker.centos7Vault.url", d.CentOS7Vault.URL)
 }
 
 // url checks an optional URL field.
@@ -81,6 +83,8 @@ func (v *validator) kubernetes() {
 	if strings.Contains(k.ImageRepository, "://") {
 		v.errorf("kubernetes.imageRepository", "%q must not have a scheme; write it like registry.k8s.io", clip(k.ImageRepository))
 	}
+	v.imageRef("kubernetes.sandboxImage", k.SandboxImage)
+	v.criDockerd(&k.CRIDockerd)
 
 	const podPath, servicePath = "kubernetes.podSubnet", "kubernetes.serviceSubnet"
 	pods := v.subnets(podPath, k.PodSubnet, defaultPodSubnet)
@@ -174,4 +178,37 @@ func (v *validator) shown(path string, value fmt.Stringer) string {
 		return value.String() + " (the default)"
 	}
 	return value.String()
+}
+
+// imageRef checks an optional image reference such as
+// registry.k8s.io/pause:3.10.1, which runtimes take without a scheme.
+func (v *validator) imageRef(path, ref string) {
+	switch {
+	case ref == "":
+	case strings.Contains(ref, "://"):
+		v.errorf(path, "%q must not have a scheme; write it like registry.k8s.io/pause:3.10.1", clip(ref))
+	case strings.ContainsAny(ref, " \t\r\n\"'"):
+		v.errorf(path, "%q is not an image reference like registry.k8s.io/pause:3.10.1", clip(ref))
+	}
+}
+
+// criDockerdPlaceholder matches the {name} placeholders of criDockerd.url.
+var criDockerdPlaceholder = regexp.MustCompile(`\{[^{}]*\}`)
+
+// criDockerd checks the cri-dockerd release: a version, and a URL whose
+// only placeholders are {version} and {arch}.
+func (v *validator) criDockerd(cd *CRIDockerd) {
+	if !isVersion(cd.Version, 3) {
+		v.errorf("kubernetes.criDockerd.version", `%q is not a full version; write it like "0.3.16"`, clip(cd.Version))
+	}
+	for _, p := range criDockerdPlaceholder.FindAllString(cd.URL, -1) {
+		if p != "{version}" && p != "{arch}" {
+			v.errorf("kubernetes.criDockerd.url", "%s is not a placeholder kprep fills in; use {version} and {arch}", p)
+			return
+		}
+	}
+	filled := strings.NewReplacer("{version}", "0.0.0", "{arch}", "amd64").Replace(cd.URL)
+	if !isHTTPURL(filled) {
+		v.errorf("kubernetes.criDockerd.url", "%q is not an http:// or https:// URL", clip(cd.URL))
+	}
 }

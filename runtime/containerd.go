@@ -1,0 +1,100 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/shell"
+	"github.com/kprep/kprep/provision/transport"
+)
+
+// ContainerdStep makes containerd a CRI runtime Kubernetes can use (with
+// kubernetes.cri: containerd): the CRI plugin on, runc with the systemd
+// cgroup driver that kubelet uses, and the sandbox image from the
+// inventory's image repository, in the table layout of the installed
+// containerd (config version 2 for 1.x, 3 for 2.x). ServiceStep restarts
+// containerd when the file changed.
+type ContainerdStep struct{}
+
+// Name implements provision.Step.
+func (ContainerdStep) Name() string { return "runtime/containerd" }
+
+// AppliesTo implements provision.HostFilter: with cri-dockerd, containerd
+// only serves dockerd and keeps its stock config.
+func (ContainerdStep) AppliesTo(_ *inventory.Host, c *inventory.Cluster) bool {
+	return c.Kubernetes.CRI == "containerd"
+}
+
+// Probe reads config.toml, containerd's version and its default config
+// (the base when the current file cannot be one); nothing when containerd
+// is not installed yet.
+func (ContainerdStep) Probe(*inventory.Host, *inventory.Cluster) string {
+	return strings.Join([]string{
+		shell.File("config", containerdConfigPath),
+		shell.Value("version", "containerd --version"),
+		`if command -v containerd >/dev/null; then printf 'file default %s\n' "$(containerd config default 2>/dev/null | base64 -w0)"; fi`,
+	}, "\n")
+}
+
+// Diff implements provision.Step.
+func (ContainerdStep) Diff(in provision.Input) ([]provision.Change, error) {
+	st, err := shell.Parse(in.State)
+	if err != nil {
+		return nil, err
+	}
+	if st.Values["version"] == "" {
+		// Only in a plan on a host without Docker CE yet: in apply, the
+		// packages step has installed containerd before this diff runs.
+		return []provision.Change{{Key: "config",
+			Summary: "containerd is not installed yet (runtime/packages installs containerd.io)",
+			Action:  "write " + containerdConfigPath + " for the CRI once containerd is installed"}}, nil
+	}
+	raw, exists := st.File("config")
+	cur := map[string]any{}
+	if exists {
+		if cur, err = parseContainerdConfig(raw); err != nil {
+			return nil, fmt.Errorf("%s is not valid TOML (%v); kprep leaves it as it is: fix it or remove it, and run kprep again", containerdConfigPath, err)
+		}
+	}
+	var defaults map[string]any
+	if d, ok := st.File("default"); ok && len(d) > 0 {
+		if defaults, err = parseContainerdConfig(d); err != nil {
+			return nil, fmt.Errorf("`containerd config default` printed a config kprep cannot read (%v)", err)
+		}
+	}
+	want, reasons, err := wantContainerdConfig(cur, exists, defaults, containerdMajor(st.Values["version"]), sandboxImage(in.Cluster))
+	if err != nil {
+		return nil, err
+	}
+	if len(reasons) == 0 {
+		return nil, nil
+	}
+	return []provision.Change{{Key: "config",
+		Summary: containerdConfigPath + ": " + strings.Join(reasons, "; "),
+		Action:  fmt.Sprintf("write %s (config version %d), checked with `containerd config dump` first", containerdConfigPath, configVersion(want)),
+		Value:   encodeContainerdConfig(want)}}, nil
+}
+
+// checkContainerdConfig loads a candidate config.toml with the installed
+// containerd, from a temporary file beside the real one.
+const checkContainerdConfig = `mkdir -p /etc/containerd && f=$(mktemp /etc/containerd/.config.toml.kprep-XXXXXX) && cat >"$f" && containerd --config "$f" config dump >/dev/null; rc=$?; rm -f "$f"; exit $rc`
+
+// Apply implements provision.Step.
+func (ContainerdStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+	for _, c := range changes {
+		content, ok := c.Value.([]byte)
+		if !ok {
+			return fmt.Errorf("containerd is not installed, so %s cannot be written; runtime/packages should have installed containerd.io", containerdConfigPath)
+		}
+		if _, err := t.Run(ctx, transport.Command{Line: checkContainerdConfig, Stdin: content}); err != nil {
+			return fmt.Errorf("containerd refused the new %s, which was not written: %w", containerdConfigPath, err)
+		}
+		if err := t.WriteFile(ctx, containerdConfigPath, content, transport.WriteOptions{Mode: 0o644}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package runtime
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// containerdState is the probe output for a config file and containerd.
+func containerdState(config, version, defaults string) string {
+	s := "file config -\n"
+	if config != "" {
+		s = fileRecord("config", config)
+	}
+	s += "version=" + version + "\n"
+	if defaults != "" {
+		s += fileRecord("default", defaults)
+	}
+	return s
+}
+
+const (
+	containerd16 = "containerd containerd.io 1.6.33 d2d58213f83a351ca8f528a95fbd145f5654e957"
+	containerd20 = "containerd github.com/containerd/containerd/v2 v2.0.0 207ad711eabd375a01713109a8a197d197ff6542"
+)
+
+func TestContainerdStockConfigIsRegenerated(t *testing.T) {
+	c := labCluster()
+	state := containerdState(readTestdata(t, "containerd.io-stock.toml"), containerd16, readTestdata(t, "containerd-1.6-default.toml"))
+	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, state))
+	if len(changes) != 1 {
+		t.Fatalf("changes: %v", summariesOf(changes))
+	}
+	want := "/etc/containerd/config.toml: containerd.io's stock file, which disables the CRI plugin Kubernetes needs: replaced by `containerd config default` with the settings below; " +
+		"the sandbox image is registry.k8s.io/pause:3.6, want 192.168.77.1:5000/google_containers/pause:3.10.1; " +
+		"runc's SystemdCgroup is not true (kubelet uses the systemd cgroup driver)"
+	if changes[0].Summary != want {
+		t.Errorf("summary:\n%s\nwant\n%s", changes[0].Summary, want)
+	}
+	content := changes[0].Value.([]byte)
+	m, err := parseContainerdConfig(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := lookup(m, []string{"plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", "runc", "options", "SystemdCgroup"}); v != true {
+		t.Errorf("SystemdCgroup = %v", v)
+	}
+	if v := lookup(m, []string{"plugins", "io.containerd.grpc.v1.cri", "sandbox_image"}); v != "192.168.77.1:5000/google_containers/pause:3.10.1" {
+		t.Errorf("sandbox_image = %v", v)
+	}
+	if v := lookup(m, []string{"plugins", "io.containerd.gc.v1.scheduler", "pause_threshold"}); v != 0.02 {
+		t.Errorf("a default value changed on the way: pause_threshold = %v", v)
+	}
+	// The file written, read back: converged, and the bytes are stable.
+	again := mustDiff(t, ContainerdStep{}, input(c, rocky9, containerdState(string(content), containerd16, readTestdata(t, "containerd-1.6-default.toml"))))
+	if len(again) != 0 {
+		t.Errorf("rerun: %v", summariesOf(again))
+	}
+	if string(encodeContainerdConfig(m)) != string(content) {
+		t.Error("encoding the same config twice gave different bytes")
+	}
+}
+
+func TestContainerd2UsesVersion3Tables(t *testing.T) {
+	c := labCluster()
+	state := containerdState("", containerd20, readTestdata(t, "containerd-2.0-default.toml"))
+	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, state))
+	m, err := parseContainerdConfig(changes[0].Value.([]byte))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := lookup(m, []string{"plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox"}); v != "192.168.77.1:5000/google_containers/pause:3.10.1" {
+		t.Errorf("pinned sandbox = %v", v)
+	}
+	if v := lookup(m, []string{"plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc", "options", "SystemdCgroup"}); v != true {
+		t.Errorf("SystemdCgroup = %v", v)
+	}
+	if lookup(m, []string{"plugins", "io.containerd.grpc.v1.cri", "sandbox_image"}) != nil {
+		t.Error("a version 2 key was written into a version 3 config")
+	}
+	if configVersion(m) != 3 {
+		t.Errorf("version %d", configVersion(m))
+	}
+}
+
+func TestContainerdUserConfigKeepsItsKeys(t *testing.T) {
+	c := labCluster()
+	user := `version = 2
+root = "/data/containerd"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.zfs"]
+
+[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "/etc/containerd/certs.d"
+`
+	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, containerdState(user, containerd16, "")))
+	want := []string{"/etc/containerd/config.toml: disabled_plugins switches off io.containerd.grpc.v1.cri; " +
+		"the sandbox image is not set, want 192.168.77.1:5000/google_containers/pause:3.10.1; no runc runtime is defined; " +
+		"runc's SystemdCgroup is not true (kubelet uses the systemd cgroup driver)"}
+	if diff := cmp.Diff(want, summariesOf(changes)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	m, _ := parseContainerdConfig(changes[0].Value.([]byte))
+	if m["root"] != "/data/containerd" || lookup(m, []string{"plugins", "io.containerd.grpc.v1.cri", "registry", "config_path"}) != "/etc/containerd/certs.d" {
+		t.Errorf("user keys lost:\n%s", changes[0].Value)
+	}
+	if diff := cmp.Diff([]any{"io.containerd.snapshotter.v1.zfs"}, m["disabled_plugins"]); diff != "" {
+		t.Errorf("disabled_plugins (-want +got):\n%s", diff)
+	}
+	if v := lookup(m, []string{"plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", "runc", "runtime_type"}); v != "io.containerd.runc.v2" {
+		t.Errorf("runtime_type %v", v)
+	}
+}
+
+func TestContainerdEdgeCases(t *testing.T) {
+	c := labCluster()
+	// A plan on a host without containerd yet.
+	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, "file config -\nversion=\n"))
+	if len(changes) != 1 || changes[0].Value != nil || !strings.Contains(changes[0].Summary, "not installed yet") {
+		t.Errorf("not installed: %+v", changes)
+	}
+	if err := (ContainerdStep{}).Apply(context.Background(), (&fakeHost{}).target(c), input(c, rocky9, ""), changes); err == nil {
+		t.Error("Apply without containerd succeeded")
+	}
+	// Broken TOML is left alone, with its place.
+	_, err := (ContainerdStep{}).Diff(input(c, rocky9, containerdState("version = 2\n[plugins\n", containerd16, "")))
+	if err == nil || !strings.Contains(err.Error(), "is not valid TOML (line 2") {
+		t.Errorf("broken TOML: %v", err)
+	}
+	// A version 3 file on containerd 1.x is regenerated for 1.x.
+	changes = mustDiff(t, ContainerdStep{}, input(c, rocky9, containerdState(readTestdata(t, "containerd-2.0-default.toml"), containerd16, readTestdata(t, "containerd-1.6-default.toml"))))
+	if !strings.Contains(changes[0].Summary, "version 3, which containerd 1.x cannot read") {
+		t.Errorf("v3 on 1.x: %s", changes[0].Summary)
+	}
+	for out, want := range map[string]int{containerd16: 1, containerd20: 2, "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3": 1, "": 0} {
+		if got := containerdMajor(out); got != want {
+			t.Errorf("containerdMajor(%q) = %d, want %d", out, got, want)
+		}
+	}
+}
+
+// The config kprep writes is loaded by a real containerd, where one is
+// installed (the lab's image cache has Debian's).
+func TestContainerdReadsTheConfig(t *testing.T) {
+	bin, err := exec.LookPath("containerd")
+	if err != nil {
+		matches, _ := filepath.Glob("/var/cache/kprep-lab/debian/*/root/usr/bin/containerd")
+		if len(matches) == 0 {
+			t.Skip("no containerd binary on this machine")
+		}
+		bin = matches[0]
+	}
+	c := labCluster()
+	state := containerdState(readTestdata(t, "containerd.io-stock.toml"), containerd16, readTestdata(t, "containerd-1.6-default.toml"))
+	content := mustDiff(t, ContainerdStep{}, input(c, rocky9, state))[0].Value.([]byte)
+	path := filepath.Join(t.TempDir(), "config.toml")
+	runSh(t, "cat > "+path+" <<'EOF'\n"+string(content)+"EOF")
+	out := runSh(t, bin+" --config "+path+" config dump")
+	for _, want := range []string{"SystemdCgroup = true", `sandbox_image = "192.168.77.1:5000/google_containers/pause:3.10.1"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("containerd config dump lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/shell"
+	"github.com/kprep/kprep/provision/transport"
+)
+
+// DaemonJSONStep keeps the daemon.json keys kprep owns (registry mirrors,
+// insecure registries, logging, the systemd cgroup driver, data-root,
+// live-restore) as the inventory sets them, and every other key as the
+// user wrote it. A new file is checked with `dockerd --validate` where the
+// installed dockerd has it, before it replaces the old one. A daemon.json
+// that is not JSON is reported and left alone: kprep does not guess what
+// the user meant.
+type DaemonJSONStep struct{}
+
+// Name implements provision.Step.
+func (DaemonJSONStep) Name() string { return "runtime/daemon-json" }
+
+// Probe reads daemon.json, whether dockerd can validate a config file, the
+// unit's ExecStart (a -H flag there forbids "hosts" in the file), and what
+// the running dockerd read (see loaded.go).
+func (DaemonJSONStep) Probe(*inventory.Host, *inventory.Cluster) string {
+	return strings.Join([]string{
+		shell.File("daemon", daemonJSONPath),
+		shell.Value("validate", "command -v dockerd >/dev/null && dockerd --help 2>&1 | grep -c -e '--validate'"),
+		shell.Value("execstart", "systemctl cat docker.service 2>/dev/null | grep '^ExecStart=.' | tail -n 1"),
+		shell.Value("pid", "systemctl show -p MainPID docker.service | cut -d= -f2"),
+		shell.Value("started", `ts=$(systemctl show -p ActiveEnterTimestamp docker.service | cut -d= -f2-); [ -n "$ts" ] && date -d "$ts" +%s`),
+		shell.Value("mtime", "stat -c %Y "+daemonJSONPath),
+		shell.File("loaded", loadedPath("docker")),
+	}, "\n")
+}
+
+// daemonWrite is the new daemon.json, how to check it first, and the
+// record of what the running dockerd read, to keep before replacing it.
+type daemonWrite struct {
+	Content  []byte
+	Validate bool
+	Snapshot *loadedRecord
+}
+
+// Diff implements provision.Step.
+func (DaemonJSONStep) Diff(in provision.Input) ([]provision.Change, error) {
+	st, err := shell.Parse(in.State)
+	if err != nil {
+		return nil, err
+	}
+	raw, exists := st.File("daemon")
+	cur, err := parseDaemonJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not valid JSON (%v); kprep leaves it as it is: fix it or remove it, and run kprep again", daemonJSONPath, err)
+	}
+	want := mergeDaemonJSON(cur, desiredDaemonSettings(in.Cluster))
+	if _, ok := want["hosts"]; ok && hasHostFlag(st.Values["execstart"]) {
+		return nil, fmt.Errorf(`%s sets "hosts" while docker.service starts dockerd with -H; dockerd refuses to start with both: remove "hosts" from %s, or give docker.service an ExecStart without -H in a drop-in`, daemonJSONPath, daemonJSONPath)
+	}
+	if exists && canonicalJSON(cur) == canonicalJSON(want) {
+		return nil, nil
+	}
+	summary := daemonJSONPath + " is missing"
+	if exists {
+		var diffs []string
+		for _, k := range changedKeys(cur, want) {
+			diffs = append(diffs, fmt.Sprintf("%s is %s, want %s", k, describeValue(cur, k), describeValue(want, k)))
+		}
+		summary = daemonJSONPath + ": " + strings.Join(diffs, "; ")
+	}
+	validate := st.Values["validate"] != "" && st.Values["validate"] != "0"
+	action := "write " + daemonJSONPath + ", keeping the keys kprep does not own"
+	if validate {
+		action += "; dockerd --validate first"
+	}
+	return []provision.Change{{Key: "daemon.json", Summary: summary, Action: action,
+		Value: daemonWrite{Content: encodeDaemonJSON(want), Validate: validate, Snapshot: loadedSnapshot(st, raw, exists)}}}, nil
+}
+
+// loadedSnapshot returns a record of the daemon.json the running dockerd
+// read, when kprep has none for it and the file has not changed since the
+// daemon started (so it is what the daemon read). Kept before the file is
+// replaced, it lets ServiceStep reload rather than restart dockerd for a
+// change that a reload covers, even for a dockerd kprep did not start.
+func loadedSnapshot(st shell.State, raw []byte, exists bool) *loadedRecord {
+	pid, _ := strconv.Atoi(st.Values["pid"])
+	started, _ := strconv.ParseInt(st.Values["started"], 10, 64)
+	mtime, _ := strconv.ParseInt(st.Values["mtime"], 10, 64)
+	if pid <= 0 || !exists || started == 0 || mtime == 0 || mtime >= started {
+		return nil
+	}
+	loadedRaw, loadedExists := st.File("loaded")
+	if rec, ok := parseLoaded(loadedRaw, loadedExists); ok && rec.PID == pid {
+		return nil // kprep knows already
+	}
+	return &loadedRecord{PID: pid, Content: raw}
+}
+
+// hasHostFlag reports whether an ExecStart line passes dockerd -H/--host.
+func hasHostFlag(execStart string) bool {
+	for _, f := range strings.Fields(execStart) {
+		if strings.HasPrefix(f, "-H") || f == "--host" || strings.HasPrefix(f, "--host=") {
+			return true
+		}
+	}
+	return false
+}
+
+// validateDaemonJSON checks a candidate daemon.json with the installed
+// dockerd, from a temporary file beside the real one.
+const validateDaemonJSON = `mkdir -p /etc/docker && f=$(mktemp /etc/docker/.daemon.json.kprep-XXXXXX) && cat >"$f" && dockerd --validate --config-file "$f"; rc=$?; rm -f "$f"; exit $rc`
+
+// Apply implements provision.Step.
+func (DaemonJSONStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+	for _, c := range changes {
+		w := c.Value.(daemonWrite)
+		if w.Validate {
+			if _, err := t.Run(ctx, transport.Command{Line: validateDaemonJSON, Stdin: w.Content}); err != nil {
+				return fmt.Errorf("dockerd --validate refused the new %s, which was not written: %w", daemonJSONPath, err)
+			}
+		}
+		if w.Snapshot != nil {
+			if err := t.WriteFile(ctx, loadedPath("docker"), encodeLoaded(*w.Snapshot), transport.WriteOptions{Mode: 0o600, NoBackup: true}); err != nil {
+				return err
+			}
+		}
+		if err := t.WriteFile(ctx, daemonJSONPath, w.Content, transport.WriteOptions{Mode: 0o644}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

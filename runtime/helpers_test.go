@@ -1,0 +1,148 @@
+package runtime
+
+import (
+	"context"
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/facts"
+	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/transport"
+)
+
+// labCluster is a two-host cluster as the inventory loader leaves it
+// after defaults, with the lab's mirror.
+func labCluster() *inventory.Cluster {
+	yes, vault := true, true // separate switches: a test flips one
+	return &inventory.Cluster{
+		Hosts: []inventory.Host{
+			{Name: "cp1", Address: "192.168.77.11", Roles: []string{"control-plane"}},
+			{Name: "w1", Address: "192.168.77.12", Roles: []string{"worker"}},
+		},
+		Docker: inventory.Docker{
+			Version:            "24.0.9",
+			Repo:               "http://192.168.77.1:8080/docker-ce",
+			RegistryMirrors:    []string{"http://192.168.77.1:5000"},
+			InsecureRegistries: []string{"192.168.77.1:5000"},
+			LogDriver:          "json-file",
+			LogOpts:            map[string]string{"max-size": "50m", "max-file": "3"},
+			GPGCheck:           &yes,
+			CentOS7Vault:       inventory.CentOS7Vault{Enabled: &vault, URL: "http://192.168.77.1:8080/centos-vault"},
+		},
+		Kubernetes: inventory.Kubernetes{
+			Version: "1.34.4", ImageRepository: "192.168.77.1:5000/google_containers", CRI: "containerd",
+			PodSubnet: "10.244.0.0/16", ServiceSubnet: "10.96.0.0/12", CNI: "flannel",
+			CRIDockerd: inventory.CRIDockerd{Version: "0.3.16",
+				URL: "https://github.com/Mirantis/cri-dockerd/releases/download/v{version}/cri-dockerd-{version}.{arch}.tgz"},
+		},
+	}
+}
+
+// Facts as the facts probe reports the lab's and real hosts.
+var (
+	centos7   = facts.Facts{OSID: "centos", OSVersion: "7", OSName: "CentOS Linux 7 (Core)", Family: facts.FamilyRHEL, Major: 7, Arch: "x86_64"}
+	rocky9    = facts.Facts{OSID: "rocky", OSVersion: "9.4", OSName: "Rocky Linux 9.4 (Blue Onyx)", Family: facts.FamilyRHEL, Major: 9, Arch: "x86_64"}
+	openEuler = facts.Facts{OSID: "openEuler", OSVersion: "22.03", OSName: "openEuler 22.03 (LTS-SP3)", Family: facts.FamilyRHEL, Major: 8, Arch: "aarch64"}
+	ubuntu    = facts.Facts{OSID: "ubuntu", OSVersion: "22.04", OSName: "Ubuntu 22.04.4 LTS", Family: facts.FamilyDebian, Major: 22, Codename: "jammy", Arch: "x86_64"}
+)
+
+func input(c *inventory.Cluster, f facts.Facts, state string) provision.Input {
+	return provision.Input{Cluster: c, Host: &c.Hosts[0], Facts: f, State: state}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// fileRecord is a probe's file record for content.
+func fileRecord(label, content string) string { return "file " + label + " " + b64(content) + "\n" }
+
+func readTestdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func summariesOf(cs []provision.Change) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Summary)
+	}
+	return out
+}
+
+func keysOf(cs []provision.Change) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Key)
+	}
+	return out
+}
+
+// mustDiff runs a step's diff and fails the test on an error.
+func mustDiff(t *testing.T, s provision.Step, in provision.Input) []provision.Change {
+	t.Helper()
+	changes, err := s.Diff(in)
+	if err != nil {
+		t.Fatalf("%s: %v", s.Name(), err)
+	}
+	return changes
+}
+
+// runSh runs a snippet with the machine's sh.
+func runSh(t *testing.T, script string) string {
+	t.Helper()
+	out, err := exec.Command("sh", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sh: %v\n%s\n%s", err, out, script)
+	}
+	return string(out)
+}
+
+// fakeHost is an Executor that answers commands from a script of canned
+// replies and records what was run and written, for Apply tests.
+type fakeHost struct {
+	replies map[string]string // command prefix -> stdout
+	fail    map[string]string // command prefix -> stderr of a failure
+	ran     []string
+	written map[string][]byte
+}
+
+func (f *fakeHost) Run(_ context.Context, cmd transport.Command) (transport.Result, error) {
+	f.ran = append(f.ran, cmd.Line)
+	for prefix, stderr := range f.fail {
+		if strings.HasPrefix(cmd.Line, prefix) {
+			return transport.Result{Status: 1}, &transport.CommandError{Host: "cp1", Line: cmd.Line, Status: 1, Stderr: stderr}
+		}
+	}
+	for prefix, out := range f.replies {
+		if strings.HasPrefix(cmd.Line, prefix) {
+			return transport.Result{Stdout: []byte(out)}, nil
+		}
+	}
+	return transport.Result{}, nil
+}
+
+func (f *fakeHost) WriteFile(_ context.Context, path string, data []byte, _ transport.WriteOptions) error {
+	if f.written == nil {
+		f.written = map[string][]byte{}
+	}
+	f.written[path] = data
+	return nil
+}
+
+func (f *fakeHost) target(c *inventory.Cluster) provision.Target {
+	return provision.Target{Executor: f, Host: &c.Hosts[0]}
+}
+
+// execSh runs a snippet and returns its output and error.
+func execSh(script string) (string, error) {
+	out, err := exec.Command("sh", "-c", script).CombinedOutput()
+	return string(out), err
+}

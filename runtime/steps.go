@@ -1,0 +1,26 @@
+// Package runtime installs and configures the container runtime on a host:
+// the Docker CE package repo, Docker CE at the pinned version, daemon.json,
+// the proxy drop-ins, the CRI runtime Kubernetes talks to (containerd's CRI
+// plugin or cri-dockerd), and the services running with exactly that
+// configuration. Each concern is a step of its own; the write steps only
+// write files, and ServiceStep restarts or reloads what runs with a
+// configuration other than the one on disk.
+package runtime
+
+import "github.com/kprep/kprep/provision"
+
+// Steps returns the runtime steps in the order they run: the repo before the
+// packages, conflicting packages out before Docker CE goes in, every file
+// before the services that read it.
+func Steps() []provision.Step {
+	return []provision.Step{
+		RepoStep{},
+		ConflictsStep{},
+		PackagesStep{},
+		DaemonJSONStep{},
+		ProxyStep{},
+		ContainerdStep{},
+		CRIDockerdStep{},
+		ServiceStep{},
+	}
+}
