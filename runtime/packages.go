@@ -113,8 +113,9 @@ const yumRepoID = "docker-ce-stable"
 
 // yumSkipUnavailable keeps a repo that cannot be reached (a dead mirror of
 // some unrelated repo) from failing the install; a package that really is
-// missing still fails it, naming the package.
-const yumSkipUnavailable = "--setopt=*.skip_if_unavailable=1"
+// missing still fails it, naming the package. Set in [main], which repos
+// inherit, since yum 3 (CentOS 7) may not match a glob repo id.
+const yumSkipUnavailable = "--setopt=skip_if_unavailable=1"
 
 func yumInstall(ctx context.Context, t provision.Target, in provision.Input, pcs []pkgChange) error {
 	var available map[string][]string

@@ -123,8 +123,8 @@ func TestYumInstallPinsAndDowngrades(t *testing.T) {
 	}
 	want := []string{
 		"yum -q '--disablerepo=*' --enablerepo=docker-ce-stable list --showduplicates docker-ce docker-ce-cli",
-		"yum downgrade -y '--setopt=*.skip_if_unavailable=1' docker-ce-3:24.0.9-1.el9 docker-ce-cli-1:24.0.9-1.el9",
-		"yum install -y '--setopt=*.skip_if_unavailable=1' containerd.io",
+		"yum downgrade -y --setopt=skip_if_unavailable=1 docker-ce-3:24.0.9-1.el9 docker-ce-cli-1:24.0.9-1.el9",
+		"yum install -y --setopt=skip_if_unavailable=1 containerd.io",
 	}
 	if diff := cmp.Diff(want, host.ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
