@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"time"
 )
 
 // KubeVersion is the Kubernetes release the lab builds from the module proxy.
@@ -129,9 +130,11 @@ func buildKube(ctx context.Context, r *runner, cacheDir, moduleDir string, a arc
 		r.logf("building %s %s for %s from k8s.io/kubernetes (minutes when cold)", strings.Join(kubeBinaries, " "), KubeVersion, a.Go)
 		b := *r
 		b.env = append(append([]string{}, r.env...), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+a.Go, "GOWORK=off")
+		start := time.Now()
 		if _, err := b.run(ctx, moduleDir, "go", "build", "-trimpath", "-ldflags="+kubeLDFlags(gitCommit), "-o", tmp+"/", "./cmd/..."); err != nil {
 			return fmt.Errorf("build the Kubernetes binaries: %w", err)
 		}
+		r.logf("built the Kubernetes binaries in %s", time.Since(start).Round(time.Second))
 		for _, name := range kubeBinaries {
 			if _, err := os.Stat(filepath.Join(tmp, name)); err != nil {
 				return fmt.Errorf("go build made no %s: %w", name, err)

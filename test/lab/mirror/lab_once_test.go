@@ -1,6 +1,9 @@
 package mirror
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -22,5 +25,37 @@ func (l testLog) Write(p []byte) (int, error) {
 
 func TestLabBuild(t *testing.T) {
 	tree := labTree(t)
-	t.Logf("root %s bin %s images %v", tree.Root, tree.BinDir, tree.Images)
+	if got := strings.TrimSpace(mustRun(t, filepath.Join(tree.BinDir, "kubeadm"), "version", "-o", "short")); got != KubeVersion {
+		t.Errorf("kubeadm version -o short = %q, want %s", got, KubeVersion)
+	}
+	if got := mustRun(t, filepath.Join(tree.BinDir, "kubelet"), "--version"); !strings.Contains(got, "Kubernetes "+KubeVersion) {
+		t.Errorf("kubelet --version = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(tree.BinDir, "lab-crictl")); err != nil {
+		t.Error(err)
+	}
+	for _, p := range []string{
+		dockerKeyCentOS, dockerKeyRHEL, dockerKeyUbuntu,
+		"docker-ce/linux/centos/7/x86_64/stable/repodata/repomd.xml.asc",
+		"docker-ce/linux/rhel/9/x86_64/stable/Packages/docker-ce-26.1.4-1.el9.x86_64.rpm",
+		DockerAptPath + "/dists/jammy/InRelease",
+		KubeRPMPath + "/repodata/repomd.xml.key",
+		KubeDebPath + "/Release.key",
+		VaultPath + "/updates/x86_64/repodata/repomd.xml",
+	} {
+		if _, err := os.Stat(filepath.Join(tree.Root, p)); err != nil {
+			t.Errorf("tree lacks %s: %v", p, err)
+		}
+	}
+	if !strings.HasPrefix(tree.DebianVersions["docker.io"], "20.10.") {
+		t.Errorf("docker.io is %q; README.md says the packages carry dockerd 20.10", tree.DebianVersions["docker.io"])
+	}
+	// A second build with nothing changed finds everything in the cache.
+	again, err := Build(t.Context(), Options{CacheDir: labCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Root != tree.Root || again.BinDir != tree.BinDir {
+		t.Errorf("a second Build gave %s, %s; want the cached %s, %s", again.Root, again.BinDir, tree.Root, tree.BinDir)
+	}
 }
