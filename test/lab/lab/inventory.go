@@ -1,0 +1,145 @@
+package lab
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gopkg.in/yaml.v3"
+)
+
+// What the lab's inventory asks kprep to install, from the lab's mirror.
+const (
+	inventoryFileName = "cluster.yaml"
+	// DockerVersion is the pinned Docker CE version of the inventory.
+	DockerVersion = "24.0.9"
+	// KubernetesVersion is the inventory's Kubernetes version.
+	KubernetesVersion = "1.34.4"
+)
+
+// The inventory's shape (see design/contract.md): the lab writes only the
+// fields it sets; kprep defaults the rest.
+type (
+	invCluster struct {
+		APIVersion string        `yaml:"apiVersion"`
+		Kind       string        `yaml:"kind"`
+		Metadata   invMetadata   `yaml:"metadata"`
+		SSH        invSSH        `yaml:"ssh"`
+		Hosts      []invHost     `yaml:"hosts"`
+		Docker     invDocker     `yaml:"docker"`
+		Kubernetes invKubernetes `yaml:"kubernetes"`
+	}
+	invMetadata struct {
+		Name string `yaml:"name"`
+	}
+	invSSH struct {
+		User            string `yaml:"user,omitempty"`
+		Port            int    `yaml:"port,omitempty"`
+		PrivateKeyFile  string `yaml:"privateKeyFile,omitempty"`
+		SudoPasswordEnv string `yaml:"sudoPasswordEnv,omitempty"`
+		HostKeyPolicy   string `yaml:"hostKeyPolicy,omitempty"`
+		KnownHostsFile  string `yaml:"knownHostsFile,omitempty"`
+		ConnectTimeout  string `yaml:"connectTimeout,omitempty"`
+	}
+	invHost struct {
+		Name    string   `yaml:"name"`
+		Address string   `yaml:"address"`
+		Roles   []string `yaml:"roles,flow"`
+		SSH     *invSSH  `yaml:"ssh,omitempty"`
+	}
+	invDocker struct {
+		Version            quoted   `yaml:"version"`
+		Repo               string   `yaml:"repo"`
+		RegistryMirrors    []string `yaml:"registryMirrors,flow"`
+		InsecureRegistries []string `yaml:"insecureRegistries,flow"`
+	}
+	invKubernetes struct {
+		Version         quoted `yaml:"version"`
+		Repo            string `yaml:"repo"`
+		ImageRepository string `yaml:"imageRepository"`
+	}
+)
+
+// quoted is a string written in double quotes, as the contract writes
+// versions (so that no YAML reader takes "1.30" for a number).
+type quoted string
+
+// MarshalYAML writes the string double-quoted.
+func (q quoted) MarshalYAML() (any, error) {
+	return &yaml.Node{Kind: yaml.ScalarNode, Style: yaml.DoubleQuotedStyle, Value: string(q)}, nil
+}
+
+// inventoryYAML renders the inventory for the lab's hosts.
+func inventoryYAML(stateDir string, hosts []hostState) ([]byte, error) {
+	mirror := fmt.Sprintf("http://%s:%d", BridgeAddr, MirrorPort)
+	registry := fmt.Sprintf("%s:%d", BridgeAddr, RegistryPort)
+	c := invCluster{
+		APIVersion: "kprep/v1",
+		Kind:       "Cluster",
+		Metadata:   invMetadata{Name: "lab"},
+		SSH: invSSH{
+			User:           "root",
+			Port:           22,
+			PrivateKeyFile: filepath.Join(stateDir, keyFileName),
+			HostKeyPolicy:  "accept-new",
+			KnownHostsFile: filepath.Join(stateDir, knownHostsFileName),
+			ConnectTimeout: "10s",
+		},
+		Docker: invDocker{
+			Version:            DockerVersion,
+			Repo:               mirror + "/docker-ce",
+			RegistryMirrors:    []string{"http://" + registry},
+			InsecureRegistries: []string{registry},
+		},
+		Kubernetes: invKubernetes{
+			Version:         KubernetesVersion,
+			Repo:            mirror + "/kubernetes-new/core/stable",
+			ImageRepository: registry + "/google_containers",
+		},
+	}
+	needsPassword := ""
+	for _, h := range hosts {
+		ih := invHost{Name: h.Name, Address: h.Address, Roles: h.Roles}
+		if h.User != "root" {
+			ih.SSH = &invSSH{User: h.User}
+			if h.SudoPassword {
+				ih.SSH.SudoPasswordEnv = SudoPasswordEnv
+				needsPassword = h.Name
+			}
+		}
+		c.Hosts = append(c.Hosts, ih)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# kprep inventory for the lab's hosts, written by `go run ./test/lab up`.\n")
+	fmt.Fprintf(&b, "# The hosts and this file go away with `go run ./test/lab down`.\n")
+	if needsPassword != "" {
+		fmt.Fprintf(&b, "# %s logs in as %s, whose sudo asks for a password; before kprep runs:\n", needsPassword, sudoUser)
+		fmt.Fprintf(&b, "#   %s\n", exportHint(stateDir))
+	}
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("render the inventory: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// exportHint is the shell line that puts the sudo password in the variable
+// the inventory names, without printing it.
+func exportHint(stateDir string) string {
+	return fmt.Sprintf(`export %s="$(cat %s)"`, SudoPasswordEnv, filepath.Join(stateDir, sudoPasswordFileName))
+}
+
+// writeInventory writes the inventory into the state folder.
+func writeInventory(stateDir string, hosts []hostState) (string, error) {
+	data, err := inventoryYAML(stateDir, hosts)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(stateDir, inventoryFileName)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return "", fmt.Errorf("write the inventory: %w", err)
+	}
+	return path, nil
+}

@@ -1,0 +1,139 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Lab is a running lab.
+type Lab struct {
+	stateDir string
+	st       *state
+}
+
+// Host is one of the lab's hosts.
+type Host struct {
+	// Name is lab1..labN: the inventory name and the host's own hostname.
+	Name string
+	// Address is the host's address on the lab bridge.
+	Address string
+	// OS is the host's personality: centos7, rocky9, openeuler22, ubuntu22.
+	OS string
+	// Roles are the host's inventory roles.
+	Roles []string
+	// LeaderPID is the host's PID 1 (systemd) as the machine sees it.
+	LeaderPID int
+	// SSHUser is the user the inventory logs in as: root or kprep.
+	SSHUser string
+	// SudoNeedsPassword is set for the host whose sudo asks for the
+	// password in SudoPassword.
+	SudoNeedsPassword bool
+	// Root is the host's root file system as mounted on the machine, for
+	// reading files from outside (write through Exec).
+	Root string
+	// Console is the log of the host's console (boot messages).
+	Console string
+}
+
+// Open returns the lab running from stateDir.
+func Open(stateDir string) (*Lab, error) {
+	st, err := loadState(stateDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w (no %s in %s); start one with the lab's up", errNoLab, stateFile, stateDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !st.Ready {
+		return nil, fmt.Errorf("the lab in %s did not finish coming up; run the lab's down, then up", stateDir)
+	}
+	return &Lab{stateDir: stateDir, st: st}, nil
+}
+
+// Hosts lists the hosts in order.
+func (l *Lab) Hosts() []Host {
+	var hosts []Host
+	for _, h := range l.st.Hosts {
+		p := pathsOf(l.stateDir, h.Name)
+		hosts = append(hosts, Host{
+			Name: h.Name, Address: h.Address, OS: h.OS, Roles: append([]string(nil), h.Roles...),
+			LeaderPID: h.Leader.PID, SSHUser: h.User, SudoNeedsPassword: h.SudoPassword,
+			Root: p.Root, Console: p.Console,
+		})
+	}
+	return hosts
+}
+
+// Host returns the host called name.
+func (l *Lab) Host(name string) (Host, error) {
+	for _, h := range l.Hosts() {
+		if h.Name == name {
+			return h, nil
+		}
+	}
+	return Host{}, l.unknownHost(name)
+}
+
+func (l *Lab) host(name string) (hostState, error) {
+	for _, h := range l.st.Hosts {
+		if h.Name == name {
+			return h, nil
+		}
+	}
+	return hostState{}, l.unknownHost(name)
+}
+
+func (l *Lab) unknownHost(name string) error {
+	var names []string
+	for _, h := range l.st.Hosts {
+		names = append(names, h.Name)
+	}
+	return fmt.Errorf("no host %q in the lab (it has %s)", name, strings.Join(names, ", "))
+}
+
+// StateDir is the lab's state folder.
+func (l *Lab) StateDir() string { return l.stateDir }
+
+// InventoryPath is the inventory file the lab wrote for kprep.
+func (l *Lab) InventoryPath() string { return filepath.Join(l.stateDir, inventoryFileName) }
+
+// KeyFile is the lab's private SSH key, accepted for root and kprep on
+// every host.
+func (l *Lab) KeyFile() string { return filepath.Join(l.stateDir, keyFileName) }
+
+// KnownHostsFile is the known_hosts file the inventory names.
+func (l *Lab) KnownHostsFile() string { return filepath.Join(l.stateDir, knownHostsFileName) }
+
+// MirrorURL is the package mirror's address as the hosts reach it.
+func (l *Lab) MirrorURL() string { return fmt.Sprintf("http://%s:%d", BridgeAddr, MirrorPort) }
+
+// RegistryAddr is the image registry's host:port (plain HTTP).
+func (l *Lab) RegistryAddr() string { return fmt.Sprintf("%s:%d", BridgeAddr, RegistryPort) }
+
+// MirrorServed reports whether Up built and serves the mirror and registry
+// (not with NoMirror).
+func (l *Lab) MirrorServed() bool { return l.st.Mirror != nil }
+
+// MirrorBinDir is the built mirror's folder of kubeadm, kubelet, kubectl
+// and lab-crictl; "" without the mirror.
+func (l *Lab) MirrorBinDir() string { return l.st.MirrorBin }
+
+// SudoPasswordEnv is the environment variable the inventory names for the
+// host whose sudo asks for a password.
+func (l *Lab) SudoPasswordEnv() string { return SudoPasswordEnv }
+
+// SudoPasswordFile is where the lab keeps that password.
+func (l *Lab) SudoPasswordFile() string { return filepath.Join(l.stateDir, sudoPasswordFileName) }
+
+// SudoPassword returns the password, for tests that set SudoPasswordEnv.
+func (l *Lab) SudoPassword() (string, error) {
+	b, err := os.ReadFile(l.SudoPasswordFile())
+	if err != nil {
+		return "", fmt.Errorf("read the lab's sudo password: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

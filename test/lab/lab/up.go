@@ -1,0 +1,236 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kprep/kprep/test/lab/mirror"
+)
+
+// bootTimeout bounds one host's boot, from nspawn to sshd answering; on two
+// cores four hosts booting side by side take about half a minute.
+const bootTimeout = 4 * time.Minute
+
+// machineTools are the programs Up runs on the machine, with the Debian
+// package that has each.
+var machineTools = map[string]string{
+	"systemd-nspawn": "systemd-container",
+	"debootstrap":    "debootstrap",
+	"nsenter":        "util-linux",
+	"ip":             "iproute2",
+	"ssh-keygen":     "openssh-client",
+	"rpmbuild":       "rpm",
+	"mount":          "mount",
+}
+
+// Up builds and boots a lab as o says, writes its inventory and returns it.
+// Root file systems and the mirror come from the cache when their recipe
+// has not changed. On error the lab is left as it got, for a look; Down
+// removes it.
+func Up(ctx context.Context, o Options) (*Lab, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	log := newLogger(o.Log)
+	if err := checkMachine(o); err != nil {
+		return nil, err
+	}
+	if left := leftovers(o.StateDir); len(left) > 0 {
+		return nil, fmt.Errorf("a lab is up or left over on this machine (%s): run the lab's down first", strings.Join(left, "; "))
+	}
+	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create the state folder: %w", err)
+	}
+	st := &state{StateDir: o.StateDir, CacheDir: o.CacheDir}
+	if err := st.save(); err != nil {
+		return nil, err
+	}
+	changes, err := raiseSysctls()
+	if uerr := st.update(func(s *state) { s.Sysctls = changes }); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	layers, tree, err := buildImages(ctx, o, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureBridge(ctx); err != nil {
+		return nil, err
+	}
+	if tree != nil {
+		if err := serveMirror(ctx, st, tree, log); err != nil {
+			return nil, err
+		}
+	}
+
+	pub, err := writeLabKey(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	password, err := writeSudoPassword(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(o.StateDir, knownHostsFileName), nil, 0o600); err != nil {
+		return nil, err
+	}
+
+	hosts := planHosts(o)
+	if err := st.update(func(s *state) { s.Hosts = hosts }); err != nil {
+		return nil, err
+	}
+	setup := hostSetup{PubKey: pub, SudoPassword: password, Builtin: modulesBuiltin()}
+	if tree != nil {
+		setup.Crictl = filepath.Join(tree.BinDir, "lab-crictl")
+	}
+	l := &Lab{stateDir: o.StateDir, st: st}
+	log.printf("booting %d hosts", len(hosts))
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range hosts {
+		g.Go(func() error {
+			h := hosts[i]
+			hs := setup
+			hs.Layers = layers[h.OS]
+			if err := prepareHost(gctx, o.StateDir, h, hs); err != nil {
+				return err
+			}
+			err := bootHost(gctx, o.StateDir, &h)
+			if uerr := st.update(func(s *state) { s.Hosts[i] = h }); err == nil {
+				err = uerr
+			}
+			if err != nil {
+				return err
+			}
+			if err := l.waitBooted(gctx, h, bootTimeout); err != nil {
+				return err
+			}
+			log.printf("%s (%s, %s) is up", h.Name, h.OS, h.Address)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	path, err := writeInventory(o.StateDir, st.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.update(func(s *state) { s.Ready = true }); err != nil {
+		return nil, err
+	}
+	log.printf("lab is up; inventory %s", path)
+	return l, nil
+}
+
+// checkMachine checks that Up can work here: root and the tools it runs.
+func checkMachine(o Options) error {
+	if os.Geteuid() != 0 {
+		return errors.New("the lab needs root (it mounts, makes network links and boots containers)")
+	}
+	var missing []string
+	tools := machineTools
+	if !o.NoMirror {
+		tools = map[string]string{"docker-registry": "docker-registry"}
+		for k, v := range machineTools {
+			tools[k] = v
+		}
+	}
+	for _, tool := range slices.Sorted(maps.Keys(tools)) {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, fmt.Sprintf("%s (Debian package %s)", tool, tools[tool]))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the lab needs these programs on the machine: %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// buildImages builds (or takes from the cache) the base root file system,
+// each personality's layer and, unless NoMirror, the mirror, side by side.
+// It returns each personality's overlay lower folders, top first.
+func buildImages(ctx context.Context, o Options, log *logger) (map[string][]string, *mirror.Tree, error) {
+	unlock, err := lockCache(o.CacheDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	layers := map[string][]string{}
+	var tree *mirror.Tree
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		base, key, err := buildBase(gctx, o, log)
+		if err != nil {
+			return err
+		}
+		for _, name := range o.OS {
+			if _, done := layers[name]; done {
+				continue
+			}
+			p, _ := lookupPersonality(name)
+			layer, err := buildLayer(gctx, o, base, key, p, log)
+			if err != nil {
+				return err
+			}
+			layers[name] = []string{layer, base}
+		}
+		return nil
+	})
+	if !o.NoMirror {
+		g.Go(func() error {
+			start := time.Now()
+			t, err := mirror.Build(gctx, mirror.Options{CacheDir: o.CacheDir, Log: o.Log})
+			if err != nil {
+				return fmt.Errorf("build the lab's package mirror (or run up with --no-mirror for hosts without it): %w", err)
+			}
+			log.printf("mirror ready in %s (%s)", time.Since(start).Round(time.Second), t.Root)
+			tree = t
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return layers, tree, nil
+}
+
+// serveMirror starts the mirror's HTTP server and the registry, and pushes
+// the lab's images.
+func serveMirror(ctx context.Context, st *state, tree *mirror.Tree, log *logger) error {
+	mp, err := startMirror(ctx, st, tree)
+	if uerr := st.update(func(s *state) {
+		s.Mirror, s.MirrorRoot, s.MirrorBin = &mp, tree.Root, tree.BinDir
+	}); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return err
+	}
+	rp, err := startRegistry(ctx, st, tree)
+	if uerr := st.update(func(s *state) { s.Registry = &rp }); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("%s:%d", BridgeAddr, RegistryPort)
+	if err := mirror.PushImages(ctx, addr, tree); err != nil {
+		return fmt.Errorf("push the lab's images to the registry at %s: %w", addr, err)
+	}
+	log.printf("mirror on http://%s:%d, registry on %s (%d images)", BridgeAddr, MirrorPort, addr, len(tree.Images))
+	return nil
+}

@@ -1,0 +1,218 @@
+// Command lab builds and runs kprep's test hosts on this machine (root
+// needed): `go run ./test/lab up`, `status`, `exec HOST -- CMD...`,
+// `ssh HOST`, `down`. See test/lab/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/kprep/kprep/test/lab/lab"
+)
+
+func main() {
+	// Up starts the mirror server by running this program again.
+	lab.HelperMain()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		os.Exit(exitCodeOf(err))
+	}
+}
+
+// exitStatus is an error that carries the exit status of a command run in
+// a host, so that `lab exec` exits as the command did.
+type exitStatus struct{ code int }
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func exitCodeOf(err error) int {
+	var es exitStatus
+	if errors.As(err, &es) {
+		return es.code
+	}
+	return 1
+}
+
+func newRootCmd() *cobra.Command {
+	var stateDir string
+	root := &cobra.Command{
+		Use:           "lab",
+		Short:         "Real systemd test hosts for kprep on this machine",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&stateDir, "state", lab.StateDirFromEnv(), "state folder of the running lab (env KPREP_LAB_STATE)")
+	root.AddCommand(newUpCmd(&stateDir), newStatusCmd(&stateDir), newExecCmd(&stateDir),
+		newSSHCmd(&stateDir), newDownCmd(&stateDir))
+	return root
+}
+
+func newUpCmd(stateDir *string) *cobra.Command {
+	var o lab.Options
+	var osList string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Build (or take from the cache) and boot the hosts; print the inventory's path",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if osList != "" {
+				o.OS = strings.Split(osList, ",")
+			}
+			o.StateDir = *stateDir
+			o.Log = cmd.ErrOrStderr()
+			l, err := lab.Up(cmd.Context(), o)
+			if err != nil {
+				return fmt.Errorf("%w\n(remove what was made with: go run ./test/lab down)", err)
+			}
+			out := cmd.OutOrStdout()
+			for _, h := range l.Hosts() {
+				if h.SudoNeedsPassword {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s logs in as %s and its sudo asks for a password; for kprep:\n  export %s=\"$(cat %s)\"\n",
+						h.Name, h.SSHUser, l.SudoPasswordEnv(), l.SudoPasswordFile())
+				}
+			}
+			fmt.Fprintln(out, l.InventoryPath())
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&o.Hosts, "hosts", 3, "number of hosts (lab1..labN)")
+	cmd.Flags().StringVar(&osList, "os", strings.Join(lab.DefaultOS, ","),
+		"personalities, cycled over the hosts: "+strings.Join(lab.PersonalityNames(), ", "))
+	cmd.Flags().StringVar(&o.CacheDir, "cache", lab.CacheDirFromEnv(), "cache folder (env KPREP_LAB_CACHE)")
+	cmd.Flags().BoolVar(&o.NoMirror, "no-mirror", false, "skip the package mirror and registry (hosts only)")
+	return cmd
+}
+
+func newStatusCmd(stateDir *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the running lab's hosts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Open(*stateDir)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "HOST\tADDRESS\tOS\tROLES\tSSH USER\tSTATE")
+			for _, h := range l.Hosts() {
+				state := "stopped"
+				if out, _, err := l.Exec(cmd.Context(), h.Name, "systemctl", "is-system-running"); err == nil || len(out) > 0 {
+					state = strings.TrimSpace(string(out))
+				}
+				user := h.SSHUser
+				if h.SudoNeedsPassword {
+					user += " (sudo password)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, h.OS, strings.Join(h.Roles, ","), user, state)
+			}
+			w.Flush()
+			mirror := "not served (--no-mirror)"
+			if l.MirrorServed() {
+				mirror = l.MirrorURL() + ", registry " + l.RegistryAddr()
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "\nmirror:    %s\ninventory: %s\nkey:       %s\n", mirror, l.InventoryPath(), l.KeyFile())
+			return nil
+		},
+	}
+}
+
+func newExecCmd(stateDir *string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "exec HOST -- CMD...",
+		Short: "Run a command as root inside a host (nsenter, no SSH)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(dropDashes(args[1:])) == 0 {
+				return fmt.Errorf("exec %s: no command given", args[0])
+			}
+			l, err := lab.Open(*stateDir)
+			if err != nil {
+				return err
+			}
+			// Piped input goes to the command (exec lab1 -- sh -c 'cat >f' <f).
+			var stdin []byte
+			if !term.IsTerminal(int(os.Stdin.Fd())) {
+				if stdin, err = io.ReadAll(os.Stdin); err != nil {
+					return fmt.Errorf("read stdin: %w", err)
+				}
+			}
+			stdout, stderr, err := l.ExecInput(cmd.Context(), args[0], stdin, dropDashes(args[1:])...)
+			os.Stdout.Write(stdout)
+			os.Stderr.Write(stderr)
+			if code := lab.ExitCode(err); code > 0 {
+				return exitStatus{code}
+			}
+			return err
+		},
+	}
+	// Flags after HOST belong to the command: exec lab1 ls -la.
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+// dropDashes removes the "--" that separates a host from its command
+// (cobra keeps it once flags stop being parsed after the host).
+func dropDashes(args []string) []string {
+	if len(args) > 0 && args[0] == "--" {
+		return args[1:]
+	}
+	return args
+}
+
+func newSSHCmd(stateDir *string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ssh HOST [-- CMD...]",
+		Short: "Log into a host over SSH as its inventory user, with the lab key",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := lab.Open(*stateDir)
+			if err != nil {
+				return err
+			}
+			h, err := l.Host(args[0])
+			if err != nil {
+				return err
+			}
+			argv := []string{"ssh", "-i", l.KeyFile(), "-o", "IdentitiesOnly=yes",
+				"-o", "UserKnownHostsFile=" + l.KnownHostsFile(), "-o", "StrictHostKeyChecking=accept-new",
+				h.SSHUser + "@" + h.Address}
+			argv = append(argv, dropDashes(args[1:])...)
+			path, err := exec.LookPath("ssh")
+			if err != nil {
+				return fmt.Errorf("ssh (Debian package openssh-client): %w", err)
+			}
+			return syscall.Exec(path, argv, os.Environ())
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+func newDownCmd(stateDir *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Remove every host, link, mount and process of the lab (keeps the caches)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lab.Down(cmd.Context(), *stateDir); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "lab is down")
+			return nil
+		},
+	}
+}
