@@ -56,7 +56,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&stateDir, "state", lab.StateDirFromEnv(), "state folder of the running lab (env KPREP_LAB_STATE)")
 	root.AddCommand(newUpCmd(&stateDir), newStatusCmd(&stateDir), newExecCmd(&stateDir),
-		newSSHCmd(&stateDir), newDownCmd(&stateDir))
+		newSSHCmd(&stateDir), newDownCmd(&stateDir), newInventoryCmd(&stateDir), newSudoPasswordCmd(&stateDir))
 	return root
 }
 
@@ -200,6 +200,45 @@ func newSSHCmd(stateDir *string) *cobra.Command {
 	}
 	cmd.Flags().SetInterspersed(false)
 	return cmd
+}
+
+func newInventoryCmd(stateDir *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inventory",
+		Short: "Print the path of the running lab's inventory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Open(*stateDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), l.InventoryPath())
+			return nil
+		},
+	}
+}
+
+func newSudoPasswordCmd(stateDir *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "sudo-password",
+		Short: "Print the sudo password of the host that asks for one (for export " + lab.SudoPasswordEnv + "=$(...))",
+		Long: "Prints the lab's generated sudo password on stdout, and nothing else, for\n" +
+			"  export " + lab.SudoPasswordEnv + "=\"$(go run ./test/lab sudo-password)\"\n" +
+			"It is a throw-away secret of a test host; it is never printed otherwise.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Open(*stateDir)
+			if err != nil {
+				return err
+			}
+			pw, err := l.SudoPassword()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), pw)
+			return nil
+		},
+	}
 }
 
 func newDownCmd(stateDir *string) *cobra.Command {

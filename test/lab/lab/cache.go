@@ -24,16 +24,30 @@ func recipeKey(parts ...string) string {
 // returned function releases it. (The mirror locks its own entries with
 // .lock in the same folder.)
 func lockCache(cacheDir string) (func(), error) {
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create cache folder: %w", err)
+	return flockFile(filepath.Join(cacheDir, ".rootfs.lock"))
+}
+
+// machineLockPath serialises lab commands on this machine: a lab is a
+// machine-wide thing (one bridge, fixed addresses), and an up racing a
+// down or another up would leave a mix of both.
+const machineLockPath = "/run/lock/kprep-lab.lock"
+
+// lockMachine waits for and takes the machine's lab lock.
+func lockMachine() (func(), error) { return flockFile(machineLockPath) }
+
+// flockFile waits for an exclusive lock on path (made if missing, with its
+// folder); the returned function releases it.
+func flockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	f, err := os.OpenFile(filepath.Join(cacheDir, ".rootfs.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("lock cache folder: %w", err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock cache folder %s: %w", cacheDir, err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,9 +36,14 @@ func Down(ctx context.Context, stateDir string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("the lab needs root to take itself down")
 	}
+	unlock, err := lockMachine()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := loadState(stateDir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		st = nil // a damaged record: fall back to finding things by name
+	if err != nil {
+		st = nil // none, or a damaged record: find what is left by name
 	}
 	var errs []error
 	cacheDir := CacheDirFromEnv()

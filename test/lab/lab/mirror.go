@@ -18,6 +18,11 @@ import (
 // server (see HelperMain).
 const helperArg = "kprep-lab-serve-mirror"
 
+// helperEnv marks the helper's environment, so that a program that forgot
+// to call HelperMain fails in Up instead of running itself again (a test
+// binary would run its tests).
+const helperEnv = "KPREP_LAB_HELPER"
+
 // HelperMain turns the running program into the lab's detached mirror
 // server when it was started as one, and never returns then; otherwise it
 // returns at once. Every program that calls Up (the lab command, test
@@ -52,7 +57,7 @@ func startMirror(ctx context.Context, st *state, tree *mirror.Tree) (Proc, error
 	addr := fmt.Sprintf("%s:%d", BridgeAddr, MirrorPort)
 	argv := []string{exe, helperArg, "--state", st.StateDir, "--root", tree.Root, "--addr", addr}
 	logPath := filepath.Join(st.StateDir, "mirror.log")
-	p, err := startDetached(argv, nil, logPath)
+	p, err := startDetached(argv, []string{helperEnv + "=1"}, logPath)
 	if err != nil {
 		return Proc{}, err
 	}

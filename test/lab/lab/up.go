@@ -36,8 +36,12 @@ var machineTools = map[string]string{
 // Up builds and boots a lab as o says, writes its inventory and returns it.
 // Root file systems and the mirror come from the cache when their recipe
 // has not changed. On error the lab is left as it got, for a look; Down
-// removes it.
+// removes it. The program must call HelperMain at its start (the mirror
+// server is this program run again).
 func Up(ctx context.Context, o Options) (*Lab, error) {
+	if os.Getenv(helperEnv) != "" {
+		return nil, errors.New("this process was started as the lab's mirror server but its program does not call lab.HelperMain first thing (in main, or in TestMain for tests)")
+	}
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
@@ -46,6 +50,11 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := checkMachine(o); err != nil {
 		return nil, err
 	}
+	unlock, err := lockMachine()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if left := leftovers(o.StateDir); len(left) > 0 {
 		return nil, fmt.Errorf("a lab is up or left over on this machine (%s): run the lab's down first", strings.Join(left, "; "))
 	}
