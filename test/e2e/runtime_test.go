@@ -1,0 +1,519 @@
+package e2e
+
+// End-to-end tests of the runtime phase on the lab's hosts: Docker CE from
+// the lab's mirror, daemon.json, the proxy drop-ins and containerd's CRI,
+// checked from inside the hosts (lab Exec, not kprep's own SSH) with the
+// real dockerd, containerd and a CRI client. Each test boots a lab of its
+// own; they need root and KPREP_E2E=1.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/kprep/kprep/test/lab/lab"
+)
+
+// TestRuntimeFreshHosts installs Docker CE on fresh CentOS 7, Rocky 9 and
+// Ubuntu 22.04 hosts, checks every setting took effect in the running
+// daemons, pulls through the lab's mirror and insecure registry, and shows
+// that a rerun changes and restarts nothing.
+func TestRuntimeFreshHosts(t *testing.T) {
+	l := rtLab(t, "rocky9", "ubuntu22", "centos7")
+	inv := rtInventory(t, l, func(docker map[string]any) {
+		// A proxy that is not there: pulls from the lab must bypass it.
+		docker["proxy"] = map[string]any{
+			"http": "http://" + lab.BridgeAddr + ":3128", "https": "http://" + lab.BridgeAddr + ":3128",
+			"noProxy": []string{lab.BridgeAddr},
+		}
+	})
+
+	start := time.Now()
+	rep := rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
+	t.Logf("fresh apply on %d hosts: %s", len(l.Hosts()), time.Since(start).Round(time.Millisecond))
+	rep.requireNoFailures(t)
+
+	before := map[string]string{}
+	for _, h := range l.Hosts() {
+		t.Run(h.Name, func(t *testing.T) {
+			rtCheckDockerVersion(t, l, h.Name, lab.DockerVersion)
+			info := rtDockerInfo(t, l, h.Name)
+			if !rtContains(info.RegistryConfig.Mirrors, "http://"+l.RegistryAddr()+"/") {
+				t.Errorf("docker info mirrors = %v, want the lab registry", info.RegistryConfig.Mirrors)
+			}
+			if ic, ok := info.RegistryConfig.IndexConfigs[l.RegistryAddr()]; !ok || ic.Secure {
+				t.Errorf("docker info index configs = %+v, want %s insecure", info.RegistryConfig.IndexConfigs, l.RegistryAddr())
+			}
+			if info.LoggingDriver != "json-file" || info.CgroupDriver != "systemd" {
+				t.Errorf("docker info: logging driver %s, cgroup driver %s", info.LoggingDriver, info.CgroupDriver)
+			}
+			env := rtSh(t, l, h.Name, "systemctl show --property=Environment docker")
+			if !strings.Contains(env, "HTTP_PROXY=http://"+lab.BridgeAddr+":3128") || !strings.Contains(env, ".cluster.local") {
+				t.Errorf("docker's environment: %s", env)
+			}
+			// Through the mirror (Docker Hub's library/hello) and from the
+			// insecure registry directly.
+			rtSh(t, l, h.Name, "docker pull hello:latest && docker pull "+l.RegistryAddr()+"/lab/hello:1")
+			cri := rtCRIInfo(t, l, h.Name)
+			if !cri.ready() || !cri.SystemdCgroup["runc"] {
+				t.Errorf("CRI: conditions %+v, SystemdCgroup %v", cri.Conditions, cri.SystemdCgroup)
+			}
+			before[h.Name] = rtDaemons(t, l, h.Name)
+		})
+	}
+
+	start = time.Now()
+	rep = rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
+	t.Logf("rerun on %d hosts: %s", len(l.Hosts()), time.Since(start).Round(time.Millisecond))
+	rep.requireRuntimeUnchanged(t)
+	for _, h := range l.Hosts() {
+		if now := rtDaemons(t, l, h.Name); now != before[h.Name] {
+			t.Errorf("%s: a rerun restarted a daemon:\nbefore %s\nafter  %s", h.Name, before[h.Name], now)
+		}
+	}
+	rtKprep(t, l, 0, "plan", "-i", inv, "--phase", "runtime")
+}
+
+// TestRuntimeDrift shows that a key added by hand survives, that a mirror
+// removed by hand comes back with a reload (same PID), and that a version
+// changed in the inventory is planned, then applied; and that dropping the
+// proxy from the inventory removes the drop-in.
+func TestRuntimeDrift(t *testing.T) {
+	l := rtLab(t, "rocky9")
+	const host = "lab1"
+	proxy := func(docker map[string]any) {
+		docker["proxy"] = map[string]any{"http": "http://" + lab.BridgeAddr + ":3128", "noProxy": []string{lab.BridgeAddr}}
+	}
+	inv := rtInventory(t, l, proxy)
+	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime").requireNoFailures(t)
+
+	// By hand: a key of the user's own, one mirror fewer, and a reload so
+	// the running dockerd really lost the mirror.
+	daemon := map[string]any{}
+	if err := json.Unmarshal([]byte(rtSh(t, l, host, "cat /etc/docker/daemon.json")), &daemon); err != nil {
+		t.Fatal(err)
+	}
+	daemon["debug"] = true
+	delete(daemon, "registry-mirrors")
+	edited, _ := json.MarshalIndent(daemon, "", "    ")
+	rtShInput(t, l, host, edited, "cat > /etc/docker/daemon.json && systemctl reload docker")
+	rtWaitFor(t, "dockerd to drop the mirror", func() bool { return len(rtDockerInfo(t, l, host).RegistryConfig.Mirrors) == 0 })
+	pid := rtSh(t, l, host, "systemctl show -p MainPID docker")
+
+	rep := rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime")
+	rep.requireNoFailures(t)
+	svc := rep.step(t, host, "runtime/service")
+	if svc.Status != "changed" || !rtHasPrefix(svc.Commands, "systemctl reload docker.service") || rtHasPrefix(svc.Commands, "systemctl restart docker") {
+		t.Errorf("runtime/service: %s, commands %q; want a reload and no restart", svc.Status, svc.Commands)
+	}
+	if st := rep.step(t, host, "runtime/daemon-json").Status; st != "changed" {
+		t.Errorf("runtime/daemon-json: %s", st)
+	}
+	if now := rtSh(t, l, host, "systemctl show -p MainPID docker"); now != pid {
+		t.Errorf("dockerd was restarted: %s, now %s", pid, now)
+	}
+	info := rtDockerInfo(t, l, host)
+	if !rtContains(info.RegistryConfig.Mirrors, "http://"+l.RegistryAddr()+"/") || !info.Debug {
+		t.Errorf("after the reload: mirrors %v, debug %v", info.RegistryConfig.Mirrors, info.Debug)
+	}
+	if file := rtSh(t, l, host, "cat /etc/docker/daemon.json"); !strings.Contains(file, `"debug": true`) {
+		t.Errorf("the key added by hand is gone:\n%s", file)
+	}
+
+	// A new version in the inventory, and no proxy any more.
+	inv = rtInventory(t, l, func(docker map[string]any) { docker["version"] = "26.1.4" })
+	plan := rtKprep(t, l, 2, "plan", "-i", inv, "--phase", "runtime")
+	pkgs := plan.step(t, host, "runtime/packages")
+	if pkgs.Status != "pending" || len(pkgs.Changes) == 0 || !strings.Contains(pkgs.Changes[0].Summary, "docker-ce 24.0.9 is installed; the inventory pins 26.1.4 (upgrade)") {
+		t.Errorf("plan of the upgrade: %+v", pkgs)
+	}
+	if p := plan.step(t, host, "runtime/proxy"); p.Status != "pending" {
+		t.Errorf("plan of the proxy removal: %+v", p)
+	}
+	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireNoFailures(t)
+	rtCheckDockerVersion(t, l, host, "26.1.4")
+	if env := rtSh(t, l, host, "systemctl show --property=Environment docker"); strings.Contains(env, "PROXY") {
+		t.Errorf("the proxy stayed: %s", env)
+	}
+	if out, _ := rtShErr(l, host, "ls /etc/systemd/system/docker.service.d/http-proxy.conf"); !strings.Contains(out, "No such file") {
+		t.Errorf("the drop-in stayed: %s", out)
+	}
+	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireRuntimeUnchanged(t)
+}
+
+// TestRuntimeBadInput: a version the repo lacks is an error listing the
+// ones it has (openEuler 22.03 reads the centos/8 tree, which stops at
+// 26.1.3), and a daemon.json that is not JSON is reported and left as it was.
+func TestRuntimeBadInput(t *testing.T) {
+	l := rtLab(t, "openeuler22")
+	const host = "lab1"
+	inv := rtInventory(t, l, func(docker map[string]any) { docker["version"] = "26.1.4" })
+	rep := rtKprep(t, l, 1, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
+	pkgs := rep.step(t, host, "runtime/packages")
+	if pkgs.Status != "failed" || !strings.Contains(pkgs.Error, "docker-ce 26.1.4 is not in the Docker CE repo") ||
+		!strings.Contains(pkgs.Error, "/linux/centos/8/$basearch/stable, which has these versions: 24.0.9, 26.1.3") {
+		t.Errorf("runtime/packages: %s: %s", pkgs.Status, pkgs.Error)
+	}
+	if out, err := rtShErr(l, host, "rpm -q docker-ce"); err == nil {
+		t.Errorf("docker-ce got installed: %s", out)
+	}
+
+	broken := "{\n  \"debug\": true,\n  \"log-driver\": \"json-file\",\n"
+	rtShInput(t, l, host, []byte(broken), "mkdir -p /etc/docker && cat > /etc/docker/daemon.json")
+	inv = rtInventory(t, l, nil)
+	rep = rtKprep(t, l, 1, "apply", "-i", inv, "--phase", "runtime")
+	dj := rep.step(t, host, "runtime/daemon-json")
+	if dj.Status != "failed" || !strings.Contains(dj.Error, "/etc/docker/daemon.json is not valid JSON (line 4, column 1: unexpected EOF)") {
+		t.Errorf("runtime/daemon-json: %s: %s", dj.Status, dj.Error)
+	}
+	if got := rtSh(t, l, host, "cat /etc/docker/daemon.json"); got+"\n" != broken && got != broken {
+		t.Errorf("the broken daemon.json was changed:\n%q", got)
+	}
+	// Mended by hand, the next run takes it from there and keeps the key.
+	rtShInput(t, l, host, []byte(broken+"  \"labels\": [\"mended=by-hand\"]\n}\n"), "cat > /etc/docker/daemon.json")
+	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireNoFailures(t)
+	if info := rtDockerInfo(t, l, host); !info.Debug || !rtContains(info.Labels, "mended=by-hand") || info.CgroupDriver != "systemd" {
+		t.Errorf("docker info: debug %v, labels %v, cgroup driver %s", info.Debug, info.Labels, info.CgroupDriver)
+	}
+}
+
+// --- helpers (prefixed rt: package e2e is shared with other suites) ---
+
+func rtSkip(t *testing.T) {
+	t.Helper()
+	if os.Getenv("KPREP_E2E") != "1" {
+		t.Skip("set KPREP_E2E=1 to run the end-to-end tests on the lab (root)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root")
+	}
+}
+
+// rtLab boots a lab of the given personalities, one host each, and takes
+// it down when the test ends.
+func rtLab(t *testing.T, personalities ...string) *lab.Lab {
+	t.Helper()
+	rtSkip(t)
+	holdLabLock(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	start := time.Now()
+	l, err := lab.Up(ctx, lab.Options{OS: personalities, Log: &log})
+	t.Cleanup(func() {
+		if err := lab.Down(context.Background(), lab.StateDirFromEnv()); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("lab up: %v\n%s", err, log.String())
+	}
+	t.Logf("lab up (%s): %s", strings.Join(personalities, ", "), time.Since(start).Round(time.Millisecond))
+	return l
+}
+
+// rtInventory writes a copy of the lab's inventory with the docker section
+// edited, and returns its path.
+func rtInventory(t *testing.T, l *lab.Lab, edit func(docker map[string]any)) string {
+	t.Helper()
+	raw, err := os.ReadFile(l.InventoryPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	docker, _ := doc["docker"].(map[string]any)
+	if docker == nil {
+		docker = map[string]any{}
+		doc["docker"] = docker
+	}
+	if v, ok := docker["version"]; ok {
+		docker["version"] = fmt.Sprint(v)
+	}
+	if edit != nil {
+		edit(docker)
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+var (
+	rtBinOnce sync.Once
+	rtBinPath string
+	rtBinErr  error
+)
+
+// rtBinary is KPREP_BIN, or kprep built once for this test run.
+func rtBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("KPREP_BIN"); bin != "" {
+		return bin
+	}
+	rtBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "kprep-e2e-")
+		if err != nil {
+			rtBinErr = err
+			return
+		}
+		rtBinPath = filepath.Join(dir, "kprep")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		cmd := exec.Command("go", "build", "-o", rtBinPath, "./cmd/kprep")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			rtBinErr = fmt.Errorf("go build ./cmd/kprep: %v\n%s", err, out)
+		}
+	})
+	if rtBinErr != nil {
+		t.Fatal(rtBinErr)
+	}
+	return rtBinPath
+}
+
+// rtReport is kprep's -o json report, the fields these tests read.
+type rtReport struct {
+	Hosts []struct {
+		Name  string
+		Error string
+		Steps []rtStep
+	}
+}
+
+type rtStep struct {
+	Name    string
+	Status  string
+	Error   string
+	Changes []struct{ Summary, Action string }
+	// Commands is what apply ran for the step.
+	Commands []string
+}
+
+// rtKprep runs kprep with -o json, wants the exit code, and returns the
+// report.
+func rtKprep(t *testing.T, l *lab.Lab, wantExit int, args ...string) rtReport {
+	t.Helper()
+	cmd := exec.Command(rtBinary(t), append(args, "-o", "json", "--no-color")...)
+	cmd.Env = os.Environ()
+	if pw, err := l.SudoPassword(); err == nil && pw != "" {
+		cmd.Env = append(cmd.Env, l.SudoPasswordEnv()+"="+pw)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("kprep %s: %v", strings.Join(args, " "), err)
+	}
+	var rep rtReport
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("kprep %s: exit %d, report not JSON (%v)\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, jerr, stdout.String(), stderr.String())
+	}
+	if code != wantExit {
+		t.Fatalf("kprep %s: exit %d, want %d\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantExit, rep.failures(), stderr.String())
+	}
+	return rep
+}
+
+func (r rtReport) failures() string {
+	var b strings.Builder
+	for _, h := range r.Hosts {
+		if h.Error != "" {
+			fmt.Fprintf(&b, "%s: %s\n", h.Name, h.Error)
+		}
+		for _, s := range h.Steps {
+			if s.Status == "failed" {
+				fmt.Fprintf(&b, "%s %s: %s\n", h.Name, s.Name, s.Error)
+			}
+		}
+	}
+	return b.String()
+}
+
+func (r rtReport) requireNoFailures(t *testing.T) {
+	t.Helper()
+	if f := r.failures(); f != "" {
+		t.Fatalf("failures:\n%s", f)
+	}
+}
+
+// requireRuntimeUnchanged checks that every runtime step on every host was
+// unchanged and ran no command.
+func (r rtReport) requireRuntimeUnchanged(t *testing.T) {
+	t.Helper()
+	for _, h := range r.Hosts {
+		seen := 0
+		for _, s := range h.Steps {
+			if !strings.HasPrefix(s.Name, "runtime/") {
+				continue
+			}
+			seen++
+			if s.Status != "unchanged" || len(s.Commands) > 0 {
+				t.Errorf("%s %s: %s, changes %+v, commands %q", h.Name, s.Name, s.Status, s.Changes, s.Commands)
+			}
+		}
+		if seen == 0 {
+			t.Errorf("%s: no runtime steps in the report", h.Name)
+		}
+	}
+}
+
+func (r rtReport) step(t *testing.T, host, name string) rtStep {
+	t.Helper()
+	for _, h := range r.Hosts {
+		if h.Name != host {
+			continue
+		}
+		for _, s := range h.Steps {
+			if s.Name == name {
+				return s
+			}
+		}
+	}
+	t.Fatalf("no step %s on %s in the report", name, host)
+	return rtStep{}
+}
+
+// rtShErr runs a shell line inside a host, without SSH.
+func rtShErr(l *lab.Lab, host, line string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, errOut, err := l.Exec(ctx, host, "sh", "-c", line)
+	return strings.TrimSpace(string(out) + string(errOut)), err
+}
+
+func rtSh(t *testing.T, l *lab.Lab, host, line string) string {
+	t.Helper()
+	out, err := rtShErr(l, host, line)
+	if err != nil {
+		t.Fatalf("%s: %s: %v\n%s", host, line, err, out)
+	}
+	return out
+}
+
+func rtShInput(t *testing.T, l *lab.Lab, host string, stdin []byte, line string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, errOut, err := l.ExecInput(ctx, host, stdin, "sh", "-c", line); err != nil {
+		t.Fatalf("%s: %s: %v\n%s%s", host, line, err, out, errOut)
+	}
+}
+
+func rtWaitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(300 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// rtCheckDockerVersion checks the installed docker-ce package's version.
+func rtCheckDockerVersion(t *testing.T, l *lab.Lab, host, want string) {
+	t.Helper()
+	got := rtSh(t, l, host, "rpm -q --qf '%{VERSION}' docker-ce docker-ce-cli 2>/dev/null || dpkg-query -W -f='${Version} ' docker-ce docker-ce-cli")
+	for _, v := range strings.Fields(got) {
+		if v != want && !strings.HasPrefix(v, "5:"+want+"-") {
+			t.Errorf("%s: docker-ce packages are %s, want %s", host, got, want)
+			return
+		}
+	}
+}
+
+type rtInfo struct {
+	LoggingDriver  string
+	CgroupDriver   string
+	Debug          bool
+	Labels         []string
+	RegistryConfig struct {
+		Mirrors      []string
+		IndexConfigs map[string]struct{ Secure bool }
+	}
+}
+
+func rtDockerInfo(t *testing.T, l *lab.Lab, host string) rtInfo {
+	t.Helper()
+	var info rtInfo
+	out := rtSh(t, l, host, `docker info --format '{{json .}}'`)
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("%s: docker info: %v\n%s", host, err, out)
+	}
+	return info
+}
+
+// rtCRI is what `lab-crictl info -o json` says of the CRI runtime.
+type rtCRI struct {
+	Conditions []struct {
+		Type   string
+		Status bool
+	}
+	SystemdCgroup map[string]bool
+	SandboxImage  string
+}
+
+func (c rtCRI) ready() bool {
+	for _, cond := range c.Conditions {
+		if cond.Type == "RuntimeReady" {
+			return cond.Status
+		}
+	}
+	return false
+}
+
+func rtCRIInfo(t *testing.T, l *lab.Lab, host string) rtCRI {
+	t.Helper()
+	var cri rtCRI
+	out := rtSh(t, l, host, "lab-crictl -r unix:///run/containerd/containerd.sock info -o json")
+	if err := json.Unmarshal([]byte(out), &cri); err != nil {
+		t.Fatalf("%s: lab-crictl info: %v\n%s", host, err, out)
+	}
+	return cri
+}
+
+// rtDaemons identifies the running containerd and dockerd: PID and start.
+func rtDaemons(t *testing.T, l *lab.Lab, host string) string {
+	t.Helper()
+	return rtSh(t, l, host, "systemctl show -p MainPID -p ActiveEnterTimestamp containerd docker | tr '\\n' ' '")
+}
+
+func rtContains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func rtHasPrefix(list []string, prefix string) bool {
+	for _, e := range list {
+		if strings.HasPrefix(e, prefix) {
+			return true
+		}
+	}
+	return false
+}
