@@ -316,13 +316,13 @@ func (w *hostWork) probeAll(ctx context.Context) error {
 	script := probeScript(w.token, parts)
 	var out string
 	if starter, ok := w.conn.(Starter); ok && w.run.opts.Mode == ModeApply {
-		lock, text, err := lockAndProbe(ctx, starter, w.token, script)
+		lock, text, err := lockAndProbe(ctx, starter, w.token, script, probeLabel(parts))
 		if err != nil {
 			return err
 		}
 		w.lock, out = lock, text
 	} else {
-		res, err := w.conn.Run(ctx, transport.Command{Line: script})
+		res, err := w.conn.Run(ctx, transport.Command{Line: script, Label: probeLabel(parts)})
 		if err != nil {
 			return fmt.Errorf("probe: %w", err)
 		}
@@ -353,7 +353,7 @@ func (w *hostWork) reprobe(ctx context.Context, from int) error {
 	for _, s := range w.steps[from:] {
 		parts = append(parts, probePart{name: s.Name(), snippet: s.Probe(w.host, w.run.cluster)})
 	}
-	res, err := w.conn.Run(ctx, transport.Command{Line: probeScript(w.token, parts)})
+	res, err := w.conn.Run(ctx, transport.Command{Line: probeScript(w.token, parts), Label: probeLabel(parts)})
 	if err != nil {
 		return fmt.Errorf("probe after change: %w", err)
 	}

@@ -28,13 +28,13 @@ const (
 // extra round trip) and, at the end, appends what the run wrote to its
 // stdin to the run log. Closing its stdin releases the lock; so does a lost
 // connection, since the lock dies with the shell that holds it.
-func lockAndProbe(ctx context.Context, s Starter, token, probe string) (Process, string, error) {
+func lockAndProbe(ctx context.Context, s Starter, token, probe, label string) (Process, string, error) {
 	line := fmt.Sprintf(`mkdir -p %[1]s && chmod 0700 %[1]s && exec 9>>%[2]s || exit 1
 if ! flock -n 9; then echo "%[3]s locked"; exit %[4]d; fi
 %[5]s
 echo "%[3]s probed"
 exec cat >>%[6]s`, StateDir, lockFile, token, lockBusyStatus, probe, runLogFile)
-	p, err := s.Start(ctx, transport.Command{Line: line})
+	p, err := s.Start(ctx, transport.Command{Line: line, Label: "lock " + lockFile + " and " + label})
 	if err != nil {
 		return nil, "", fmt.Errorf("probe: %w", err)
 	}

@@ -86,3 +86,12 @@ func splitProbe(token, out string) (map[string]sectionOutput, error) {
 	}
 	return sections, nil
 }
+
+// probeLabel names a probe script in logs and errors by what it reads.
+func probeLabel(parts []probePart) string {
+	names := make([]string, len(parts))
+	for i, p := range parts {
+		names[i] = p.name
+	}
+	return "probe " + strings.Join(names, " ")
+}

@@ -36,12 +36,11 @@ func (l *Lines) HostStarted(host string) { l.printf(host, "connecting") }
 // StepStarted prints nothing: the finish line says it all.
 func (l *Lines) StepStarted(host, step string) {}
 
-// StepFinished prints the step's outcome and what changed.
+// StepFinished prints the step's outcome.
 func (l *Lines) StepFinished(host string, r provision.StepResult) {
+	// The changes themselves are in the summary at the end; one line per
+	// step keeps logs readable with many hosts.
 	line := fmt.Sprintf("%s %s %s", padded(r.Name, 24), l.style.Status(r.Status), l.style.Faint(duration(r.Duration)))
-	for _, c := range r.Changes {
-		line += "\n" + strings.Repeat(" ", l.width+4) + "- " + c.Summary
-	}
 	if r.Error != "" && r.Status != provision.StatusFailed {
 		line += " " + l.style.Faint("("+r.Error+")")
 	}

@@ -14,7 +14,7 @@ func sampleReport() *provision.Report {
 	return &provision.Report{Mode: provision.ModeApply, Duration: 3 * time.Second, Hosts: []provision.HostResult{
 		{Name: "cp1", Address: "10.0.0.1", Steps: []provision.StepResult{
 			{Name: "hostprep/swap", Status: provision.StatusChanged, Duration: 800 * time.Millisecond,
-				Changes: []provision.Change{{Key: "swapoff", Summary: "swap is on: /dev/dm-1, 2.0 GiB", Action: "swapoff -a"}},
+				Changes:  []provision.Change{{Key: "swapoff", Summary: "swap is on: /dev/dm-1, 2.0 GiB", Action: "swapoff -a"}},
 				Commands: []string{"swapoff -a"}},
 			{Name: "hostprep/sysctl", Status: provision.StatusFailed, Changes: []provision.Change{},
 				Error: "cp1: command exited 1: sysctl -p /etc/sysctl.d/k8s.conf\nsysctl: permission denied"},

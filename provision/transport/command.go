@@ -12,6 +12,9 @@ import (
 type Command struct {
 	// Line is handed to `sh -c` on the host.
 	Line string
+	// Label, when set, stands for Line in logs and errors: a long script
+	// (the engine's probe) is shown by what it is, not by its text.
+	Label string
 	// Stdin, when set, is written to the command's standard input.
 	Stdin []byte
 	// Timeout bounds the command; zero means the connection's default.

@@ -123,8 +123,11 @@ func withTimeout(ctx context.Context, timeout time.Duration) (context.Context, c
 func (c *Conn) report(cmd Command, opts runOptions, res *Result, err error, timeout time.Duration) error {
 	secrets := c.secretsFor(cmd)
 	shown := cmd.Line
-	if opts.show != "" {
+	switch {
+	case opts.show != "":
 		shown = opts.show
+	case cmd.Label != "":
+		shown = cmd.Label
 	}
 	shown = Redact(shown, secrets)
 	res.Stderr = []byte(Redact(string(res.Stderr), secrets))
