@@ -87,11 +87,11 @@ func fetchDebian(ctx context.Context, r *runner, cacheDir, debArch string) (*deb
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "versions.json"))
 	if err != nil {
-		return nil, fmt.Errorf("Debian payload cache %s: %w", dir, err)
+		return nil, fmt.Errorf("the cache of Debian payloads %s: %w", dir, err)
 	}
 	p := &debianPayload{Root: filepath.Join(dir, "root")}
 	if err := json.Unmarshal(data, &p.Versions); err != nil {
-		return nil, fmt.Errorf("Debian payload cache %s: %w", dir, err)
+		return nil, fmt.Errorf("the cache of Debian payloads %s: %w", dir, err)
 	}
 	return p, nil
 }
