@@ -111,20 +111,19 @@ func jsonKind(v any) string {
 	return "a " + fmt.Sprintf("%T", v)
 }
 
-// mergeDaemonJSON returns cur with the owned keys set from s. A list or
-// option the inventory leaves empty is removed rather than written empty,
-// so dockerd's own default applies. exec-opts keeps the user's other
-// options and replaces only the cgroup driver.
+// mergeDaemonJSON returns cur with the owned keys set from s. The keys a
+// reload applies (mirrors, insecure registries, live-restore) are always
+// written, empty or false if need be: dockerd's reload changes only the keys
+// the file has, so a removed key would keep its old value until a restart.
+// log-opts and data-root, which need a restart anyway, are removed when the
+// inventory leaves them empty, so dockerd's defaults apply. exec-opts keeps
+// the user's other options and replaces only the cgroup driver.
 func mergeDaemonJSON(cur map[string]any, s daemonSettings) map[string]any {
 	out := maps.Clone(cur)
 	if out == nil {
 		out = map[string]any{}
 	}
 	setList := func(key string, vals []string) {
-		if len(vals) == 0 {
-			delete(out, key)
-			return
-		}
 		list := make([]any, len(vals))
 		for i, v := range vals {
 			list[i] = v
@@ -158,11 +157,7 @@ func mergeDaemonJSON(cur map[string]any, s daemonSettings) map[string]any {
 	} else {
 		out["data-root"] = s.DataRoot
 	}
-	if s.LiveRestore {
-		out["live-restore"] = true
-	} else {
-		delete(out, "live-restore")
-	}
+	out["live-restore"] = s.LiveRestore
 	return out
 }
 

@@ -80,7 +80,9 @@ func TestDaemonJSONDropsWhatTheInventoryDrops(t *testing.T) {
 	c.Docker.RegistryMirrors, c.Docker.InsecureRegistries, c.Docker.LogOpts = nil, nil, nil
 	have := `{"registry-mirrors": ["http://a"], "insecure-registries": ["b:5000"], "log-opts": {"max-size": "1m"}, "live-restore": true, "data-root": "/x", "log-driver": "json-file", "exec-opts": ["native.cgroupdriver=systemd"]}`
 	changes := mustDiff(t, DaemonJSONStep{}, input(c, rocky9, fileRecord("daemon", have)))
-	want := "{\n  \"exec-opts\": [\n    \"native.cgroupdriver=systemd\"\n  ],\n  \"log-driver\": \"json-file\"\n}\n"
+	// Reloadable keys stay, emptied: a reload would not clear a removed one.
+	want := "{\n  \"exec-opts\": [\n    \"native.cgroupdriver=systemd\"\n  ],\n  \"insecure-registries\": [],\n  \"live-restore\": false,\n" +
+		"  \"log-driver\": \"json-file\",\n  \"registry-mirrors\": []\n}\n"
 	if diff := cmp.Diff(want, string(changes[0].Value.(daemonWrite).Content)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}

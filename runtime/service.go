@@ -206,7 +206,8 @@ func configChange(u managedUnit, s unitState) (serviceOp, string, error) {
 		}
 		op := opReload
 		for _, k := range keys {
-			if !reloadableKeys[k] {
+			// A reload leaves a key the file no longer has as it was.
+			if _, still := now[k]; !reloadableKeys[k] || !still {
 				op = opRestart
 			}
 		}

@@ -139,6 +139,9 @@ func TestServiceDecidesReloadOrRestart(t *testing.T) {
 		{"mirror changed since dockerd read daemon.json", func(cd, d *unitProbe) {
 			d.record = "900\n" + strings.Replace(labDaemonJSON, `"registry-mirrors": ["http://192.168.77.1:5000"]`, `"registry-mirrors": []`, 1)
 		}, map[string]serviceOp{"docker": opReload}, "/etc/docker/daemon.json changed since dockerd read it: registry-mirrors"},
+		{"a reloadable key gone from daemon.json: a reload would keep it", func(cd, d *unitProbe) {
+			d.record = "900\n" + strings.Replace(labDaemonJSON, `"log-driver"`, `"debug": true, "log-driver"`, 1)
+		}, map[string]serviceOp{"docker": opRestart}, "/etc/docker/daemon.json changed since dockerd read it: debug"},
 		{"no record, file older than the daemon", func(cd, d *unitProbe) {
 			d.record = ""
 		}, map[string]serviceOp{}, ""},

@@ -106,7 +106,8 @@ func TestRuntimeDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	daemon["debug"] = true
-	delete(daemon, "registry-mirrors")
+	// Emptied, not deleted: dockerd's reload leaves a key the file lacks as it was.
+	daemon["registry-mirrors"] = []string{}
 	edited, _ := json.MarshalIndent(daemon, "", "    ")
 	rtShInput(t, l, host, edited, "cat > /etc/docker/daemon.json && systemctl reload docker")
 	rtWaitFor(t, "dockerd to drop the mirror", func() bool { return len(rtDockerInfo(t, l, host).RegistryConfig.Mirrors) == 0 })
@@ -435,7 +436,7 @@ func rtWaitFor(t *testing.T, what string, ok func() bool) {
 // rtCheckDockerVersion checks the installed docker-ce package's version.
 func rtCheckDockerVersion(t *testing.T, l *lab.Lab, host, want string) {
 	t.Helper()
-	got := rtSh(t, l, host, "rpm -q --qf '%{VERSION}' docker-ce docker-ce-cli 2>/dev/null || dpkg-query -W -f='${Version} ' docker-ce docker-ce-cli")
+	got := rtSh(t, l, host, "rpm -q --qf '%{VERSION}\n' docker-ce docker-ce-cli 2>/dev/null || dpkg-query -W -f='${Version} ' docker-ce docker-ce-cli")
 	for _, v := range strings.Fields(got) {
 		if v != want && !strings.HasPrefix(v, "5:"+want+"-") {
 			t.Errorf("%s: docker-ce packages are %s, want %s", host, got, want)
