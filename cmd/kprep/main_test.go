@@ -123,3 +123,15 @@ func TestVersion(t *testing.T) {
 		t.Errorf("exit %d, %q", code, out)
 	}
 }
+
+func TestCompletesHostsAndPhases(t *testing.T) {
+	inv := writeInventory(t, goodInventory)
+	_, out, _ := run(t, "__complete", "plan", "-i", inv, "--hosts", "")
+	if !strings.HasPrefix(out, "cp1\nw1\n") {
+		t.Errorf("--hosts completion: %q", out)
+	}
+	_, out, _ = run(t, "__complete", "plan", "--phase", "")
+	if !strings.HasPrefix(out, "hostprep\nruntime\n") {
+		t.Errorf("--phase completion: %q", out)
+	}
+}

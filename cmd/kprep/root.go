@@ -55,12 +55,13 @@ and step. plan shows the same without touching anything.`,
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.inventory, "inventory", "i", "cluster.yaml", "inventory file")
 	pf.StringSliceVar(&g.hosts, "hosts", nil, "work on these hosts only (comma-separated names)")
-	pf.StringArrayVar(&g.phases, "phase", nil, "run only this phase: hostprep, runtime or kube (repeatable)")
+	pf.StringArrayVar(&g.phases, "phase", nil, "run only this phase: "+strings.Join(phaseNames(), ", ")+" (repeatable)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.IntVar(&g.concurrency, "concurrency", 0, "hosts worked on at once (default: the inventory's concurrency)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "show every command run on the hosts")
 	pf.BoolVar(&g.noColor, "no-color", false, "do not colour the output (NO_COLOR is honoured too)")
 
+	registerCompletions(root, g)
 	root.AddCommand(
 		newValidateCommand(g),
 		newFactsCommand(g),
@@ -114,4 +115,26 @@ func (g *globalOptions) style() report.Style {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// registerCompletions completes --phase with the phases and --hosts with the
+// host names of the inventory given with -i.
+func registerCompletions(root *cobra.Command, g *globalOptions) {
+	_ = root.RegisterFlagCompletionFunc("phase", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return phaseNames(), cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = root.RegisterFlagCompletionFunc("hosts", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		c, err := inventory.Load(g.inventory)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var names []string
+		for _, h := range c.Hosts {
+			names = append(names, h.Name)
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp
+	})
 }
