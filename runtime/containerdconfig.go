@@ -219,7 +219,7 @@ func encodeContainerdConfig(m map[string]any) []byte {
 	var b bytes.Buffer
 	b.WriteString(kprepMarker + ": containerd for Kubernetes (CRI plugin on, runc with the systemd\n" +
 		"# cgroup driver, the inventory's sandbox image). Other keys may be edited;\n" +
-		"# kprep keeps them. The file this replaced is config.toml.kprep-orig.\n")
+		"# kprep keeps them. The first file kprep replaced is kept as config.toml.kprep-orig.\n")
 	enc := toml.NewEncoder(&b)
 	enc.SetIndentTables(true)
 	if err := enc.Encode(m); err != nil {

@@ -93,6 +93,8 @@ func converged(t *testing.T) (containerd, docker unitProbe) {
 		execStart: "{ path=/usr/bin/dockerd ; argv[]=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock ; ignore_errors=no }",
 		cmdline:   "/usr/bin/dockerd\x00-H\x00fd://\x00--containerd=/run/containerd/containerd.sock\x00", environ: "LANG=C\x00",
 		started: 1700000110, config: labDaemonJSON, mtime: 1700000060, record: "900\n" + labDaemonJSON,
+		// Recorded on the lab's rocky9 host after kprep's apply (Debian's
+		// dockerd 20.10 under the docker-ce name).
 		info: readTestdata(t, "docker-info-20.10.json")}
 	return containerd, docker
 }
