@@ -7,10 +7,10 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 LAB       := $(GO) run ./test/lab
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help build test unit lint bench fuzz e2e lab-up lab-down lab-status demo ci clean
+.PHONY: help build test unit lint bench bench-lab fuzz e2e lab-up lab-down lab-status demo ci clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/kprep
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kprep
@@ -32,8 +32,13 @@ bench: ## benchmarks: round trips per host, SSH throughput
 fuzz: ## fuzz the inventory loader for a minute
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 60s ./provision/inventory
 
-e2e: build ## end-to-end tests on the lab (root; builds the lab on first use)
+e2e: build ## the lab's own tests and the end-to-end suites on it (root; builds the lab on first use)
+	cd test/kubebuild && $(GO) test -count=1 ./cmd/lab-crictl
+	KPREP_LAB=1 $(GO) test -count=1 -timeout 40m ./test/lab/...
 	KPREP_E2E=1 KPREP_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 80m -v ./test/e2e/...
+
+bench-lab: build ## round trips and time of a plan on converged lab hosts (a running lab: make lab-up)
+	KPREP_E2E=1 $(GO) test -run '^$$' -bench PlanConvergedHosts ./test/e2e/
 
 lab-up: ## bring up the lab's hosts and print their inventory (root)
 	$(LAB) up
