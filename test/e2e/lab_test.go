@@ -84,7 +84,10 @@ func TestLab(t *testing.T) {
 	})
 	t.Run("down leaves nothing", func(t *testing.T) {
 		hosts := l.Hosts()
-		if err := lab.Down(ctx, stateDir); err != nil {
+		var log bytes.Buffer
+		err := lab.DownWithLog(ctx, stateDir, &log)
+		t.Logf("down:\n%s", log.String())
+		if err != nil {
 			t.Fatalf("down: %v", err)
 		}
 		if left := lab.Leftovers(stateDir); len(left) > 0 {
@@ -234,7 +237,7 @@ func ltCheckPerHostKernel(t *testing.T, ctx context.Context, l *lab.Lab) {
 		{three, "sed -i 's/^SELINUX=.*/SELINUX=enforcing/' /etc/selinux/config && /usr/lib/lab-kernel/selinux boot && getenforce", "Enforcing"},
 	}
 	for _, s := range steps {
-		got, _ := s.r.run(s.line + " 2>&1")
+		got, _ := s.r.run("{ " + s.line + "; } 2>&1")
 		if got != s.out {
 			t.Errorf("%s: %s\n got %q\nwant %q", s.r.name, s.line, got, s.out)
 		}

@@ -247,7 +247,7 @@ func newDownCmd(stateDir *string) *cobra.Command {
 		Short: "Remove every host, link, mount and process of the lab (keeps the caches)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lab.Down(cmd.Context(), *stateDir); err != nil {
+			if err := lab.DownWithLog(cmd.Context(), *stateDir, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "lab is down")

@@ -17,9 +17,14 @@ import (
 // tools that probe them (the lab's swapon never calls them).
 const systemCallFilter = "add_key keyctl bpf swapon swapoff"
 
-// nspawnArgs is the systemd-nspawn command that boots a host. Hybrid cgroups
-// (set by the environment) and each host's own cgroup subtree let both
-// dockerd and the kubelet run containers inside.
+// nspawnArgs is the systemd-nspawn command that boots a host. On this
+// machine's hybrid cgroup layout nspawn gives the host hybrid cgroups too:
+// the v1 hierarchies (which hold every controller, so dockerd and the
+// kubelet need them; lab-cgroup-rw.service makes them writable inside) and
+// the unified one, through which systemd sees a cgroup empty (with v1 alone
+// a stopping unit such as a user manager hangs until its time-out).
+// SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0 would force v1 alone; =1 leaves the
+// kubelet without controllers.
 func nspawnArgs(h hostState, p hostPaths) []string {
 	argv := append([]string{}, nspawnBase...)
 	argv = append(argv[:1], argv[2:]...) // keep the console output: drop --quiet
@@ -53,7 +58,7 @@ func bootHost(ctx context.Context, stateDir string, h *hostState) error {
 	// The launcher moves itself into the host's cgroups and becomes nspawn.
 	argv := append([]string{"/bin/sh", "-c", `for f in $LAB_CGROUP_PROCS; do echo $$ >"$f"; done; exec "$@"`, "lab-launch"},
 		nspawnArgs(*h, p)...)
-	env := []string{"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0", "LAB_CGROUP_PROCS=" + strings.Join(procs, " ")}
+	env := []string{"LAB_CGROUP_PROCS=" + strings.Join(procs, " ")}
 	nspawn, err := startDetached(argv, env, p.Console)
 	if err != nil {
 		return fmt.Errorf("host %s: %w", h.Name, err)

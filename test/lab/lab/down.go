@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,14 +18,21 @@ import (
 const sigPoweroff = syscall.Signal(38)
 
 // stopPodsScript stops what keeps a host from shutting down cleanly: the
-// kubelet (which would restart pods), then every process in the
-// containers' cgroups (containerd-shims wait for their containers).
+// kubelet (which would restart pods), every process in the containers'
+// cgroups, then the runtimes' units whole (containerd-shims live in
+// containerd's cgroup and outlast a plain stop, KillMode=process), and
+// the user managers that SSH logins started (in a container their stop
+// can hang until systemd's 90 s time-out).
 const stopPodsScript = `
 systemctl stop kubelet.service 2>/dev/null || true
 for d in /sys/fs/cgroup/pids/kubepods* /sys/fs/cgroup/pids/docker /sys/fs/cgroup/pids/system.slice/docker-*.scope; do
 	[ -d "$d" ] || continue
 	find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null || true
 done
+for u in docker.service containerd.service 'user@*.service'; do
+	systemctl kill --signal=SIGKILL "$u" 2>/dev/null
+done
+true
 `
 
 // Down removes everything a lab in stateDir made: its hosts (kubelet and
@@ -32,7 +40,11 @@ done
 // mounts, cgroups and the state folder, and puts back the machine
 // settings it raised. It finds leftovers by name as well as from the
 // state, so it works after a crash and is safe to run twice. Caches stay.
-func Down(ctx context.Context, stateDir string) error {
+func Down(ctx context.Context, stateDir string) error { return DownWithLog(ctx, stateDir, nil) }
+
+// DownWithLog is Down with progress lines (how each host stopped) to log.
+func DownWithLog(ctx context.Context, stateDir string, w io.Writer) error {
+	log := newLogger(w)
 	if os.Geteuid() != 0 {
 		return errors.New("the lab needs root to take itself down")
 	}
@@ -51,7 +63,7 @@ func Down(ctx context.Context, stateDir string) error {
 		cacheDir = st.CacheDir
 	}
 
-	errs = append(errs, stopHosts(ctx, stateDir, st)...)
+	errs = append(errs, stopHosts(ctx, stateDir, st, log)...)
 	var procs []Proc
 	if st != nil {
 		for _, p := range []*Proc{st.Mirror, st.Registry} {
@@ -94,7 +106,7 @@ func Down(ctx context.Context, stateDir string) error {
 
 // stopHosts powers off every host of the lab, the recorded ones and any
 // systemd-nspawn of this state folder that the record lost.
-func stopHosts(ctx context.Context, stateDir string, st *state) []error {
+func stopHosts(ctx context.Context, stateDir string, st *state, log *logger) []error {
 	type target struct {
 		name           string
 		nspawn, leader Proc
@@ -129,7 +141,7 @@ func stopHosts(ctx context.Context, stateDir string, st *state) []error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := stopHost(ctx, t.name, t.nspawn, t.leader); err != nil {
+			if err := stopHost(ctx, t.name, t.nspawn, t.leader, log); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -153,7 +165,9 @@ func machineArg(args []string) string {
 // stopHost stops the pods, asks systemd to power off, and kills the host's
 // PID 1 (which takes every process of the host with it) if it has not
 // gone after a grace period.
-func stopHost(ctx context.Context, name string, nspawn, leader Proc) error {
+func stopHost(ctx context.Context, name string, nspawn, leader Proc, log *logger) error {
+	start := time.Now()
+	how := "powered off"
 	if leader.Alive() {
 		sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 		_, _ = runCmd(sctx, nil, "nsenter", "-t", fmt.Sprint(leader.PID), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w",
@@ -161,12 +175,16 @@ func stopHost(ctx context.Context, name string, nspawn, leader Proc) error {
 		cancel()
 		leader.signal(sigPoweroff)
 		if !nspawn.waitGone(ctx, 30*time.Second) && leader.Alive() {
+			how = "killed: systemd did not power off within 30 s"
 			leader.signal(syscall.SIGKILL)
 		}
+	} else {
+		how = "its systemd was gone already"
 	}
 	if err := nspawn.stop(ctx, syscall.SIGTERM, 15*time.Second); err != nil {
 		return fmt.Errorf("host %s: %w", name, err)
 	}
+	log.printf("%s stopped in %s (%s)", name, time.Since(start).Round(100*time.Millisecond), how)
 	return nil
 }
 

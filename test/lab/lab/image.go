@@ -123,9 +123,7 @@ func runInImage(ctx context.Context, dir string, withNetwork bool, stdin []byte,
 		argv = append(argv, "--private-network", "--resolv-conf=off")
 	}
 	argv = append(argv, "--pipe", "-D", dir, "--", "/bin/sh", "-ec", script)
-	// The cgroup legacy mode the hosts use; the same here keeps nspawn from
-	// probing the machine's hierarchy differently.
-	out, err := runCmdEnv(ctx, []string{"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0"}, stdin, argv...)
+	out, err := runCmd(ctx, stdin, argv...)
 	if err != nil {
 		return out, fmt.Errorf("in image %s: %w", dir, err)
 	}

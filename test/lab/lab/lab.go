@@ -57,7 +57,7 @@ func Open(stateDir string) (*Lab, error) {
 // Hosts lists the hosts in order.
 func (l *Lab) Hosts() []Host {
 	var hosts []Host
-	for _, h := range l.st.Hosts {
+	for _, h := range l.st.hosts() {
 		p := pathsOf(l.stateDir, h.Name)
 		hosts = append(hosts, Host{
 			Name: h.Name, Address: h.Address, OS: h.OS, Roles: append([]string(nil), h.Roles...),
@@ -79,7 +79,7 @@ func (l *Lab) Host(name string) (Host, error) {
 }
 
 func (l *Lab) host(name string) (hostState, error) {
-	for _, h := range l.st.Hosts {
+	for _, h := range l.st.hosts() {
 		if h.Name == name {
 			return h, nil
 		}
@@ -89,7 +89,7 @@ func (l *Lab) host(name string) (hostState, error) {
 
 func (l *Lab) unknownHost(name string) error {
 	var names []string
-	for _, h := range l.st.Hosts {
+	for _, h := range l.st.hosts() {
 		names = append(names, h.Name)
 	}
 	return fmt.Errorf("no host %q in the lab (it has %s)", name, strings.Join(names, ", "))

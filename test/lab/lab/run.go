@@ -89,16 +89,8 @@ func isNspawnNoise(line string) bool {
 // runCmd runs argv on the machine with stdin (may be nil) and returns its
 // stdout. A failure is a *CommandError.
 func runCmd(ctx context.Context, stdin []byte, argv ...string) ([]byte, error) {
-	return runCmdEnv(ctx, nil, stdin, argv...)
-}
-
-// runCmdEnv is runCmd with extra environment variables.
-func runCmdEnv(ctx context.Context, env []string, stdin []byte, argv ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.WaitDelay = 5 * time.Second
-	if env != nil {
-		cmd.Env = append(cmd.Environ(), env...)
-	}
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

@@ -96,5 +96,12 @@ func (s *state) update(f func(*state)) error {
 	return s.save()
 }
 
+// hosts returns a copy of the hosts, safe while Up still boots some.
+func (s *state) hosts() []hostState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]hostState(nil), s.Hosts...)
+}
+
 // errNoLab says there is no lab in a state folder.
 var errNoLab = errors.New("no lab is up")
