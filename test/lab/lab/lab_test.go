@@ -88,20 +88,21 @@ func TestMountPointsUnderADirDeepestFirst(t *testing.T) {
 }
 
 func TestIsLabProcess(t *testing.T) {
-	prefix := "/var/lib/kprep-lab/"
 	for _, c := range []struct {
 		args []string
 		want bool
 	}{
 		{[]string{"systemd-nspawn", "--boot", "--directory=/var/lib/kprep-lab/hosts/lab1/root"}, true},
 		{[]string{"/usr/bin/docker-registry", "serve", "/var/lib/kprep-lab/registry/config.yml"}, true},
-		{[]string{"/tmp/go-build1/e2e.test", helperArg, "--state", "/var/lib/kprep-lab/"}, true},
+		{[]string{"/tmp/go-build1/e2e.test", helperArg, "--state", "/var/lib/kprep-lab", "--root", "/var/cache/x"}, true},
+		// A lab with another state folder whose name starts the same.
+		{[]string{"systemd-nspawn", "--directory=/var/lib/kprep-lab-e2e/hosts/lab1/root"}, false},
 		// Someone reading a log of the lab is not the lab.
 		{[]string{"tail", "-f", "/var/lib/kprep-lab/hosts/lab1/console.log"}, false},
 		// Another lab's nspawn is not this one's.
 		{[]string{"systemd-nspawn", "--directory=/srv/other/root"}, false},
 	} {
-		if got := isLabProcess(c.args, prefix); got != c.want {
+		if got := isLabProcess(c.args, "/var/lib/kprep-lab/"); got != c.want {
 			t.Errorf("isLabProcess(%q) = %v, want %v", c.args, got, c.want)
 		}
 	}

@@ -141,14 +141,13 @@ func findLabProcs(stateDir string) []Proc {
 	entries, _ := os.ReadDir("/proc")
 	self := os.Getpid()
 	var procs []Proc
-	prefix := filepath.Clean(stateDir) + "/"
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
 			continue
 		}
 		args := cmdline(pid)
-		if len(args) == 0 || !isLabProcess(args, prefix) {
+		if len(args) == 0 || !isLabProcess(args, stateDir) {
 			continue
 		}
 		if p, err := procOf(pid); err == nil && p.Alive() {
@@ -158,16 +157,22 @@ func findLabProcs(stateDir string) []Proc {
 	return procs
 }
 
-// isLabProcess reports whether a command line is one the lab starts.
-func isLabProcess(args []string, statePrefix string) bool {
+// isLabProcess reports whether a command line is one the lab starts for
+// the state folder stateDir: the folder or a path in it is an argument (or
+// an option's value).
+func isLabProcess(args []string, stateDir string) bool {
 	base := filepath.Base(args[0])
 	known := base == "systemd-nspawn" || base == "docker-registry" ||
 		(len(args) > 1 && args[1] == helperArg)
 	if !known {
 		return false
 	}
+	dir := filepath.Clean(stateDir)
 	for _, a := range args[1:] {
-		if strings.Contains(a, statePrefix) {
+		if _, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
+			a = v
+		}
+		if a == dir || strings.HasPrefix(a, dir+"/") {
 			return true
 		}
 	}
