@@ -73,17 +73,6 @@ func (im *imageFS) symlink(target, p string) error {
 	return nil
 }
 
-// remove deletes p and what is under it; a missing p is fine.
-func (im *imageFS) remove(p string) error {
-	if err := im.root.RemoveAll(rel(p)); err != nil {
-		return fmt.Errorf("image %s: remove %s: %w", im.dir, p, err)
-	}
-	return nil
-}
-
-// readFile reads p inside the image.
-func (im *imageFS) readFile(p string) ([]byte, error) { return im.root.ReadFile(rel(p)) }
-
 // copyTree copies the embedded folder src into the image at /. Scripts
 // (files that start with "#!") become executable.
 func (im *imageFS) copyTree(src fs.FS) error {
