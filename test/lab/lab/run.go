@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -111,8 +112,11 @@ func exitCode(err error) int {
 	return -1
 }
 
-// logger prints progress lines with the time since the lab command started.
+// logger prints progress lines with the time since the lab command
+// started; hosts boot and stop side by side, so it writes one line at a
+// time (a caller's bytes.Buffer is not safe for concurrent writes).
 type logger struct {
+	mu    sync.Mutex
 	w     io.Writer
 	start time.Time
 }
@@ -125,5 +129,7 @@ func newLogger(w io.Writer) *logger {
 }
 
 func (l *logger) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, "lab %6.1fs  %s\n", time.Since(l.start).Seconds(), fmt.Sprintf(format, args...))
 }
