@@ -112,6 +112,19 @@ func exitCode(err error) int {
 	return -1
 }
 
+// lockedWriter serialises writes to w: the base image build, the mirror
+// build and the hosts all report to the one writer the caller gave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (lw *lockedWriter) Write(p []byte) (int, error) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return lw.w.Write(p)
+}
+
 // logger prints progress lines with the time since the lab command
 // started; hosts boot and stop side by side, so it writes one line at a
 // time (a caller's bytes.Buffer is not safe for concurrent writes).

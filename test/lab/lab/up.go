@@ -46,6 +46,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Log != nil {
+		o.Log = &lockedWriter{w: o.Log}
+	}
 	log := newLogger(o.Log)
 	if err := checkMachine(o); err != nil {
 		return nil, err
