@@ -40,10 +40,35 @@ func TestRuntimeFreshHosts(t *testing.T) {
 		}
 	})
 
+	// Packages in Docker CE's way, as a distribution would have them.
+	rtInstallRPM(t, l, "lab1", rtFakeRPM(t, "podman", "4.9.4", "1.el9"))
+	rtInstallRPM(t, l, "lab1", rtFakeRPM(t, "runc", "1.1.12", "1.el9"))
+	rtInstallDeb(t, l, "lab2", rtFakeDeb(t, "docker.io", "24.0.7-0ubuntu2~22.04.1"))
+
 	start := time.Now()
 	rep := rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
 	t.Logf("fresh apply on %d hosts: %s", len(l.Hosts()), time.Since(start).Round(time.Millisecond))
 	rep.requireNoFailures(t)
+	conflicts := map[string]string{
+		"lab1": "installed, and in Docker CE's way: podman 4.9.4-1.el9, runc 1.1.12-1.el9",
+		"lab2": "installed, and in Docker CE's way: docker.io 24.0.7-0ubuntu2~22.04.1",
+	}
+	for _, h := range l.Hosts() {
+		s := rep.step(t, h.Name, "runtime/conflicts")
+		want, has := conflicts[h.Name]
+		switch {
+		case has && (s.Status != "changed" || len(s.Changes) != 1 || s.Changes[0].Summary != want):
+			t.Errorf("%s runtime/conflicts: %s %+v, want %q", h.Name, s.Status, s.Changes, want)
+		case !has && s.Status != "unchanged":
+			t.Errorf("%s runtime/conflicts: %s %+v", h.Name, s.Status, s.Changes)
+		}
+	}
+	if out, err := rtShErr(l, "lab1", "rpm -q podman runc"); err == nil {
+		t.Errorf("conflicting packages still installed: %s", out)
+	}
+	if base := rtSh(t, l, "lab3", "grep -h '^baseurl=' /etc/yum.repos.d/CentOS-Base.repo"); !strings.Contains(base, l.MirrorURL()+"/centos-vault/7.9.2009/os/$basearch/") {
+		t.Errorf("CentOS 7 base repos not on the vault:\n%s", base)
+	}
 
 	before := map[string]string{}
 	for _, h := range l.Hosts() {
@@ -112,6 +137,7 @@ func TestRuntimeDrift(t *testing.T) {
 	rtShInput(t, l, host, edited, "cat > /etc/docker/daemon.json && systemctl reload docker")
 	rtWaitFor(t, "dockerd to drop the mirror", func() bool { return len(rtDockerInfo(t, l, host).RegistryConfig.Mirrors) == 0 })
 	pid := rtSh(t, l, host, "systemctl show -p MainPID docker")
+	containerd := rtSh(t, l, host, "systemctl show -p MainPID -p ActiveEnterTimestamp containerd")
 
 	rep := rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime")
 	rep.requireNoFailures(t)
@@ -124,6 +150,9 @@ func TestRuntimeDrift(t *testing.T) {
 	}
 	if now := rtSh(t, l, host, "systemctl show -p MainPID docker"); now != pid {
 		t.Errorf("dockerd was restarted: %s, now %s", pid, now)
+	}
+	if now := rtSh(t, l, host, "systemctl show -p MainPID -p ActiveEnterTimestamp containerd"); now != containerd {
+		t.Errorf("containerd was restarted though its config did not change: %s, now %s", containerd, now)
 	}
 	info := rtDockerInfo(t, l, host)
 	if !rtContains(info.RegistryConfig.Mirrors, "http://"+l.RegistryAddr()+"/") || !info.Debug {
@@ -245,6 +274,8 @@ func rtInventory(t *testing.T, l *lab.Lab, edit func(docker map[string]any)) str
 	if v, ok := docker["version"]; ok {
 		docker["version"] = fmt.Sprint(v)
 	}
+	// CentOS 7's base repos from the lab's copy of the vault.
+	docker["centos7Vault"] = map[string]any{"url": l.MirrorURL() + "/centos-vault"}
 	if edit != nil {
 		edit(docker)
 	}
@@ -517,4 +548,57 @@ func rtHasPrefix(list []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// rtFakeRPM builds an empty noarch rpm with a conflicting package's name,
+// as rpmbuild on this machine makes it (the lab's mirror is built the same
+// way).
+func rtFakeRPM(t *testing.T, name, version, release string) []byte {
+	t.Helper()
+	top := t.TempDir()
+	spec := filepath.Join(top, name+".spec")
+	text := fmt.Sprintf("Name: %s\nVersion: %s\nRelease: %s\nSummary: stand-in for the distribution's %s\nLicense: none\nBuildArch: noarch\n\n%%description\nStand-in.\n\n%%files\n", name, version, release, name)
+	if err := os.WriteFile(spec, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("rpmbuild", "-bb", "--define", "_topdir "+top, spec).CombinedOutput(); err != nil {
+		t.Fatalf("rpmbuild %s: %v\n%s", name, err, out)
+	}
+	rpm, err := os.ReadFile(filepath.Join(top, "RPMS", "noarch", fmt.Sprintf("%s-%s-%s.noarch.rpm", name, version, release)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rpm
+}
+
+// rtFakeDeb builds an empty deb with a conflicting package's name.
+func rtFakeDeb(t *testing.T, name, version string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: kprep e2e <e2e@kprep.invalid>\nDescription: stand-in for the distribution's %s\n", name, version, name)
+	if err := os.MkdirAll(filepath.Join(dir, "pkg", "DEBIAN"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pkg", "DEBIAN", "control"), []byte(control), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deb := filepath.Join(dir, name+".deb")
+	if out, err := exec.Command("dpkg-deb", "--build", filepath.Join(dir, "pkg"), deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb %s: %v\n%s", name, err, out)
+	}
+	b, err := os.ReadFile(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func rtInstallRPM(t *testing.T, l *lab.Lab, host string, rpm []byte) {
+	t.Helper()
+	rtShInput(t, l, host, rpm, "f=$(mktemp --suffix=.rpm) && cat > $f && rpm -i --nodeps $f; rc=$?; rm -f $f; exit $rc")
+}
+
+func rtInstallDeb(t *testing.T, l *lab.Lab, host string, deb []byte) {
+	t.Helper()
+	rtShInput(t, l, host, deb, "f=$(mktemp --suffix=.deb) && cat > $f && dpkg -i $f; rc=$?; rm -f $f; exit $rc")
 }
