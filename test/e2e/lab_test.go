@@ -38,6 +38,7 @@ var ltPersonalities = map[string]ltPersonality{
 
 func TestLab(t *testing.T) {
 	rtSkip(t)
+	holdLabLock(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute)
 	defer cancel()
 	stateDir := lab.StateDirFromEnv()

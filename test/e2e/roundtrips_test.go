@@ -1,0 +1,109 @@
+package e2e
+
+// Round trips per host: the engine's promise is one SSH connection and one
+// command round trip for a plan on a host that needs nothing. Counted here
+// on real lab hosts through the transport's own statistics; the benchmark
+// adds the time per plan.
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/kprep/kprep/hostprep"
+	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/transport"
+	"github.com/kprep/kprep/test/lab/lab"
+)
+
+// countingDialer dials like kprep does and keeps every connection, so the
+// test can read what each one did.
+type countingDialer struct {
+	provision.SSHDialer
+	mu    sync.Mutex
+	conns map[string]*transport.Conn
+}
+
+func (d *countingDialer) Dial(ctx context.Context, h *inventory.Host) (provision.Conn, error) {
+	c, err := d.SSHDialer.Dial(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conns == nil {
+		d.conns = map[string]*transport.Conn{}
+	}
+	d.conns[h.Name] = c.(*transport.Conn)
+	return c, nil
+}
+
+// planConverged runs one in-process plan of the hostprep steps and returns
+// the report and each host's transport statistics.
+func planConverged(ctx context.Context, c *inventory.Cluster, l *lab.Lab) (*provision.Report, map[string]transport.Stats) {
+	pw, _ := l.SudoPassword()
+	d := &countingDialer{SSHDialer: provision.SSHDialer{LookupEnv: func(name string) (string, bool) {
+		if name == l.SudoPasswordEnv() {
+			return pw, true
+		}
+		return "", false
+	}}}
+	rep := provision.Run(ctx, c, d, provision.Options{Mode: provision.ModePlan, Steps: hostprep.Steps()})
+	stats := map[string]transport.Stats{}
+	for name, conn := range d.conns {
+		stats[name] = conn.Stats()
+	}
+	return rep, stats
+}
+
+func TestPlanOnConvergedHostsIsOneConnectionAndOneRoundTrip(t *testing.T) {
+	l := rtLab(t, "centos7", "rocky9", "openeuler22")
+	rtKprep(t, l, 0, "apply", "-i", l.InventoryPath(), "--phase", "hostprep").requireNoFailures(t)
+	c, err := inventory.Load(l.InventoryPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, stats := planConverged(context.Background(), c, l)
+	if rep.Failed() || rep.Pending() {
+		t.Fatalf("plan on converged hosts: failed %v, pending %v: %+v", rep.Failed(), rep.Pending(), rep.Hosts)
+	}
+	for _, h := range l.Hosts() {
+		s := stats[h.Name]
+		t.Logf("%s (ssh user %s): %d dials, %d command round trips, %d files", h.Name, h.SSHUser, s.Dials, s.Commands, s.Files)
+		if s.Dials != 1 || s.Commands != 1 || s.Files != 0 {
+			t.Errorf("%s: %d dials and %d round trips for a plan with nothing to do, want 1 and 1", h.Name, s.Dials, s.Commands)
+		}
+	}
+}
+
+// BenchmarkPlanConvergedHosts times a whole plan (connect, probe, diff) of
+// three converged hosts and reports the round trips per host.
+func BenchmarkPlanConvergedHosts(b *testing.B) {
+	lb := benchLab(b)
+	c, err := inventory.Load(lb.InventoryPath())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var dials, commands int
+	for b.Loop() {
+		_, stats := planConverged(context.Background(), c, lb)
+		for _, s := range stats {
+			dials += s.Dials
+			commands += s.Commands
+		}
+	}
+	perHost := float64(b.N * len(lb.Hosts()))
+	b.ReportMetric(float64(dials)/perHost, "dials/host")
+	b.ReportMetric(float64(commands)/perHost, "roundtrips/host")
+}
+
+// benchLab opens the running lab (make lab-up, then kprep apply --phase
+// hostprep on it); benchmarks do not boot labs of their own.
+func benchLab(b *testing.B) *lab.Lab {
+	l, err := lab.Open(lab.StateDirFromEnv())
+	if err != nil {
+		b.Skipf("needs a running, prepared lab (sudo make lab-up, kprep apply --phase hostprep): %v", err)
+	}
+	return l
+}
