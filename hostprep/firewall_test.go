@@ -1,15 +1,12 @@
 package hostprep
 
 import (
-	"encoding/base64"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kprep/kprep/provision/inventory"
 )
-
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func TestRulesFor(t *testing.T) {
 	cp := &inventory.Host{Roles: []string{"control-plane"}}

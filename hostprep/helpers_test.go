@@ -1,14 +1,11 @@
 package hostprep
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
-	"github.com/kprep/kprep/provision"
-	"github.com/kprep/kprep/provision/facts"
 	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 // labCluster is a three-host cluster with the inventory defaults.
@@ -25,15 +22,15 @@ func labCluster() *inventory.Cluster {
 	}
 }
 
+// The shared fixtures and helpers of step tests (provision/steptest).
 var (
-	centos7 = facts.Facts{OSID: "centos", OSName: "CentOS Linux 7 (Core)", Family: facts.FamilyRHEL, Major: 7}
-	rocky9  = facts.Facts{OSID: "rocky", OSName: "Rocky Linux 9.4 (Blue Onyx)", Family: facts.FamilyRHEL, Major: 9}
-	ubuntu  = facts.Facts{OSID: "ubuntu", OSName: "Ubuntu 22.04.4 LTS", Family: facts.FamilyDebian, Major: 22}
+	centos7     = steptest.CentOS7
+	rocky9      = steptest.Rocky9
+	ubuntu      = steptest.Ubuntu2204
+	input       = steptest.Input
+	b64         = steptest.B64
+	summariesOf = steptest.Summaries
 )
-
-func input(c *inventory.Cluster, f facts.Facts, state string) provision.Input {
-	return provision.Input{Cluster: c, Host: &c.Hosts[0], Facts: f, State: state}
-}
 
 // probeOf runs a step's real probe snippet with sh against a fake root:
 // every absolute path in the snippet is not rewritten, so tests use it only
@@ -48,19 +45,4 @@ func runSnippet(t *testing.T, snippet string) string {
 	return string(out)
 }
 
-func readFile(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func summariesOf(cs []provision.Change) []string {
-	var out []string
-	for _, c := range cs {
-		out = append(out, c.Summary)
-	}
-	return out
-}
+func readFile(t *testing.T, name string) string { return steptest.Testdata(t, name) }

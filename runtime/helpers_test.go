@@ -2,16 +2,13 @@ package runtime
 
 import (
 	"context"
-	"encoding/base64"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kprep/kprep/provision"
-	"github.com/kprep/kprep/provision/facts"
 	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/steptest"
 	"github.com/kprep/kprep/provision/transport"
 )
 
@@ -43,47 +40,19 @@ func labCluster() *inventory.Cluster {
 	}
 }
 
-// Facts as the facts probe reports the lab's and real hosts.
+// The shared fixtures and helpers of step tests (provision/steptest).
 var (
-	centos7   = facts.Facts{OSID: "centos", OSVersion: "7", OSName: "CentOS Linux 7 (Core)", Family: facts.FamilyRHEL, Major: 7, Arch: "x86_64"}
-	rocky9    = facts.Facts{OSID: "rocky", OSVersion: "9.4", OSName: "Rocky Linux 9.4 (Blue Onyx)", Family: facts.FamilyRHEL, Major: 9, Arch: "x86_64"}
-	openEuler = facts.Facts{OSID: "openEuler", OSVersion: "22.03", OSName: "openEuler 22.03 (LTS-SP3)", Family: facts.FamilyRHEL, Major: 8, Arch: "aarch64"}
-	ubuntu    = facts.Facts{OSID: "ubuntu", OSVersion: "22.04", OSName: "Ubuntu 22.04.4 LTS", Family: facts.FamilyDebian, Major: 22, Codename: "jammy", Arch: "x86_64"}
+	centos7     = steptest.CentOS7
+	rocky9      = steptest.Rocky9
+	openEuler   = steptest.OpenEuler2203
+	ubuntu      = steptest.Ubuntu2204
+	input       = steptest.Input
+	fileRecord  = steptest.FileRecord
+	summariesOf = steptest.Summaries
+	keysOf      = steptest.Keys
 )
 
-func input(c *inventory.Cluster, f facts.Facts, state string) provision.Input {
-	return provision.Input{Cluster: c, Host: &c.Hosts[0], Facts: f, State: state}
-}
-
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-
-// fileRecord is a probe's file record for content.
-func fileRecord(label, content string) string { return "file " + label + " " + b64(content) + "\n" }
-
-func readTestdata(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func summariesOf(cs []provision.Change) []string {
-	var out []string
-	for _, c := range cs {
-		out = append(out, c.Summary)
-	}
-	return out
-}
-
-func keysOf(cs []provision.Change) []string {
-	var out []string
-	for _, c := range cs {
-		out = append(out, c.Key)
-	}
-	return out
-}
+func readTestdata(t *testing.T, name string) string { return steptest.Testdata(t, name) }
 
 // mustDiff runs a step's diff and fails the test on an error.
 func mustDiff(t *testing.T, s provision.Step, in provision.Input) []provision.Change {
