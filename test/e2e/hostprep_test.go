@@ -23,15 +23,15 @@ import (
 var hostprepSteps = []string{"hostprep/hostname", "hostprep/firewall", "hostprep/selinux", "hostprep/swap", "hostprep/modules", "hostprep/sysctl"}
 
 func TestHostprepConvergesAndRerunChangesNothing(t *testing.T) {
-	l := rtLab(t, "centos7", "rocky9", "openeuler22", "ubuntu22")
+	l := bootLab(t, "centos7", "rocky9", "openeuler22", "ubuntu22")
 	inv := l.InventoryPath()
 
-	plan := rtKprep(t, l, 2, "plan", "-i", inv, "--phase", "hostprep")
+	plan := runKprep(t, l, 2, "plan", "-i", inv, "--phase", "hostprep")
 	if s := plan.step(t, "lab1", "hostprep/swap"); s.Status != "pending" || !strings.HasPrefix(s.Changes[0].Summary, "swap is on: ") {
 		t.Errorf("plan lab1 swap: %+v", s)
 	}
 
-	rep := rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
+	rep := runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
 	for _, h := range l.Hosts() {
 		el := h.OS != "ubuntu22"
 		for _, name := range []string{"hostprep/swap", "hostprep/modules", "hostprep/sysctl"} {
@@ -49,9 +49,9 @@ func TestHostprepConvergesAndRerunChangesNothing(t *testing.T) {
 		checkPrepared(t, l, h)
 	}
 
-	rerun := rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
-	requireUnchanged(t, rerun, "hostprep/")
-	rtKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
+	rerun := runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
+	rerun.requireUnchanged(t, "hostprep/")
+	runKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
 
 	// The run log on the host says the same: the last run ran nothing.
 	last := lastRunLog(t, l, "lab2")
@@ -65,7 +65,7 @@ func TestHostprepConvergesAndRerunChangesNothing(t *testing.T) {
 // checkPrepared checks a prepared host from inside, without kprep.
 func checkPrepared(t *testing.T, l *lab.Lab, h lab.Host) {
 	t.Helper()
-	sh := func(line string) string { return rtSh(t, l, h.Name, line) }
+	sh := func(line string) string { return hostSh(t, l, h.Name, line) }
 	if got := sh("systemctl is-active firewalld; systemctl is-enabled firewalld; true"); h.OS != "ubuntu22" && got != "inactive\ndisabled" {
 		t.Errorf("%s firewalld: %q", h.Name, got)
 	}
@@ -104,9 +104,9 @@ func checkPrepared(t *testing.T, l *lab.Lab, h lab.Host) {
 // TestHostprepDrift breaks one thing at a time from outside; plan names
 // exactly that, apply mends exactly that, and plan is clean again.
 func TestHostprepDrift(t *testing.T) {
-	l := rtLab(t, "centos7", "ubuntu22")
+	l := bootLab(t, "centos7", "ubuntu22")
 	inv := l.InventoryPath()
-	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
 
 	tests := []struct {
 		host, step, breakIt string
@@ -139,8 +139,8 @@ func TestHostprepDrift(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.host+"/"+tt.step, func(t *testing.T) {
-			rtSh(t, l, tt.host, tt.breakIt)
-			plan := rtKprep(t, l, 2, "plan", "-i", inv, "--phase", "hostprep")
+			hostSh(t, l, tt.host, tt.breakIt)
+			plan := runKprep(t, l, 2, "plan", "-i", inv, "--phase", "hostprep")
 			for _, h := range plan.Hosts {
 				for _, s := range h.Steps {
 					drifted := h.Name == tt.host && s.Name == tt.step
@@ -157,7 +157,7 @@ func TestHostprepDrift(t *testing.T) {
 					}
 				}
 			}
-			apply := rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
+			apply := runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
 			for _, h := range apply.Hosts {
 				for _, s := range h.Steps {
 					want := "unchanged"
@@ -169,10 +169,10 @@ func TestHostprepDrift(t *testing.T) {
 					}
 				}
 			}
-			if got := rtSh(t, l, tt.host, tt.check); got != "ok" {
+			if got := hostSh(t, l, tt.host, tt.check); got != "ok" {
 				t.Errorf("after apply, check %q printed %q", tt.check, got)
 			}
-			rtKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
+			runKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
 		})
 	}
 }
@@ -180,9 +180,9 @@ func TestHostprepDrift(t *testing.T) {
 // TestHostprepSysctlOverrideFailsNamingTheFile: a leftover in
 // /etc/sysctl.conf would undo ip_forward at boot; kprep says so and where.
 func TestHostprepSysctlOverrideFailsNamingTheFile(t *testing.T) {
-	l := rtLab(t, "rocky9")
-	rtSh(t, l, "lab1", "echo 'net.ipv4.ip_forward = 0' >> /etc/sysctl.conf")
-	rep := rtKprep(t, l, 1, "plan", "-i", l.InventoryPath(), "--phase", "hostprep")
+	l := bootLab(t, "rocky9")
+	hostSh(t, l, "lab1", "echo 'net.ipv4.ip_forward = 0' >> /etc/sysctl.conf")
+	rep := runKprep(t, l, 1, "plan", "-i", l.InventoryPath(), "--phase", "hostprep")
 	s := rep.step(t, "lab1", "hostprep/sysctl")
 	if s.Status != "failed" || !strings.HasPrefix(s.Error, "/etc/sysctl.conf:") || !strings.Contains(s.Error, "sets net.ipv4.ip_forward = 0, which overrides /etc/sysctl.d/k8s.conf") {
 		t.Errorf("sysctl step: %s %q", s.Status, s.Error)
@@ -193,7 +193,7 @@ func TestHostprepSysctlOverrideFailsNamingTheFile(t *testing.T) {
 // sudo password and a host that goes away mid-run each fail that host with
 // a clear error; the other hosts still finish.
 func TestHostprepBadHostStates(t *testing.T) {
-	l := rtLab(t, "centos7", "rocky9", "openeuler22", "centos7")
+	l := bootLab(t, "centos7", "rocky9", "openeuler22", "centos7")
 	inv := l.InventoryPath()
 	hostOf := map[string]lab.Host{}
 	for _, h := range l.Hosts() {
@@ -204,13 +204,13 @@ func TestHostprepBadHostStates(t *testing.T) {
 	}
 	// lab1 claims to be Alpine; lab2 has a read-only /etc; lab4 loses its
 	// SSH connection while swapoff hangs.
-	rtSh(t, l, "lab1", "cp /etc/os-release /root/os-release.real && sed -i 's/^ID=.*/ID=alpine/; s/^VERSION_ID=.*/VERSION_ID=3.20/' /etc/os-release")
-	rtSh(t, l, "lab2", "mount --bind /etc /etc && mount -o remount,bind,ro /etc")
-	rtSh(t, l, "lab4", `printf '#!/bin/sh\nsleep 600\n' > /usr/local/sbin/swapoff && chmod +x /usr/local/sbin/swapoff`)
-	hostsBefore := rtSh(t, l, "lab2", "md5sum /etc/hosts /etc/fstab /etc/selinux/config")
+	hostSh(t, l, "lab1", "cp /etc/os-release /root/os-release.real && sed -i 's/^ID=.*/ID=alpine/; s/^VERSION_ID=.*/VERSION_ID=3.20/' /etc/os-release")
+	hostSh(t, l, "lab2", "mount --bind /etc /etc && mount -o remount,bind,ro /etc")
+	hostSh(t, l, "lab4", `printf '#!/bin/sh\nsleep 600\n' > /usr/local/sbin/swapoff && chmod +x /usr/local/sbin/swapoff`)
+	hostsBefore := hostSh(t, l, "lab2", "md5sum /etc/hosts /etc/fstab /etc/selinux/config")
 
 	// The wrong sudo password is given for lab3 only through the env.
-	cmd := exec.Command(rtBinary(t), "apply", "-i", inv, "--phase", "hostprep", "-o", "json")
+	cmd := exec.Command(kprepBinary(t), "apply", "-i", inv, "--phase", "hostprep", "-o", "json")
 	cmd.Env = append(os.Environ(), l.SudoPasswordEnv()+"=not-the-password")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -219,17 +219,17 @@ func TestHostprepBadHostStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	// When lab4 hangs in swapoff, cut its SSH connection from inside.
-	rtWaitFor(t, "lab4 to hang in swapoff", func() bool {
-		out, _ := rtShErr(l, "lab4", "pgrep -f 'sleep 60[0]'")
+	waitFor(t, "lab4 to hang in swapoff", func() bool {
+		out, _ := hostShErr(l, "lab4", "pgrep -f 'sleep 60[0]'")
 		return out != ""
 	})
-	rtSh(t, l, "lab4", "pkill -KILL -f 'sshd: [a-z]*@nott[y]' ; pkill -f 'sleep 60[0]'; true")
+	hostSh(t, l, "lab4", "pkill -KILL -f 'sshd: [a-z]*@nott[y]' ; pkill -f 'sleep 60[0]'; true")
 	err := cmd.Wait()
 	t.Logf("apply over the broken hosts: %s", time.Since(started).Round(time.Millisecond))
 	if code := cmd.ProcessState.ExitCode(); code != 1 {
 		t.Fatalf("apply exit %d (%v), want 1\n%s\n%s", code, err, stdout.String(), stderr.String())
 	}
-	var rep rtReport
+	var rep kprepReport
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("report: %v\n%s", err, stdout.String())
 	}
@@ -266,32 +266,20 @@ func TestHostprepBadHostStates(t *testing.T) {
 	if strings.Contains(stdout.String()+stderr.String(), "not-the-password") {
 		t.Error("the sudo password reached kprep's output")
 	}
-	if after := rtSh(t, l, "lab2", "md5sum /etc/hosts /etc/fstab /etc/selinux/config"); after != hostsBefore {
+	if after := hostSh(t, l, "lab2", "md5sum /etc/hosts /etc/fstab /etc/selinux/config"); after != hostsBefore {
 		t.Errorf("lab2's files changed under a read-only /etc:\n%s\n%s", hostsBefore, after)
 	}
-	if got := rtSh(t, l, "lab2", "ls -a /etc | grep -c kprep-tmp; true"); got != "0" {
+	if got := hostSh(t, l, "lab2", "ls -a /etc | grep -c kprep-tmp; true"); got != "0" {
 		t.Errorf("lab2: temporary files left in /etc: %s", got)
 	}
 
 	// Mended, every host converges.
-	rtSh(t, l, "lab1", "cp /root/os-release.real /etc/os-release")
-	rtSh(t, l, "lab2", "umount /etc")
-	rtSh(t, l, "lab4", "rm /usr/local/sbin/swapoff")
-	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep").requireNoFailures(t)
+	hostSh(t, l, "lab1", "cp /root/os-release.real /etc/os-release")
+	hostSh(t, l, "lab2", "umount /etc")
+	hostSh(t, l, "lab4", "rm /usr/local/sbin/swapoff")
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep").requireNoFailures(t)
 }
 
-// requireUnchanged checks that every step whose name has the prefix was
-// unchanged on every host and ran no command.
-func requireUnchanged(t *testing.T, rep rtReport, prefix string) {
-	t.Helper()
-	for _, h := range rep.Hosts {
-		for _, s := range h.Steps {
-			if strings.HasPrefix(s.Name, prefix) && (s.Status != "unchanged" || len(s.Commands) > 0) {
-				t.Errorf("%s %s: %s, changes %+v, commands %q", h.Name, s.Name, s.Status, s.Changes, s.Commands)
-			}
-		}
-	}
-}
 
 // runLogRecord is one line of /var/lib/kprep/run.log.
 type runLogRecord struct {

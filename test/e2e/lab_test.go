@@ -37,7 +37,7 @@ var ltPersonalities = map[string]ltPersonality{
 }
 
 func TestLab(t *testing.T) {
-	rtSkip(t)
+	skipUnlessE2E(t)
 	holdLabLock(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute)
 	defer cancel()

@@ -58,8 +58,8 @@ func planConverged(ctx context.Context, c *inventory.Cluster, l *lab.Lab) (*prov
 }
 
 func TestPlanOnConvergedHostsIsOneConnectionAndOneRoundTrip(t *testing.T) {
-	l := rtLab(t, "centos7", "rocky9", "openeuler22")
-	rtKprep(t, l, 0, "apply", "-i", l.InventoryPath(), "--phase", "hostprep").requireNoFailures(t)
+	l := bootLab(t, "centos7", "rocky9", "openeuler22")
+	runKprep(t, l, 0, "apply", "-i", l.InventoryPath(), "--phase", "hostprep").requireNoFailures(t)
 	c, err := inventory.Load(l.InventoryPath())
 	if err != nil {
 		t.Fatal(err)

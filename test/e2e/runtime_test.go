@@ -7,21 +7,14 @@ package e2e
 // own; they need root and KPREP_E2E=1.
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/kprep/kprep/test/lab/lab"
 )
@@ -31,8 +24,8 @@ import (
 // daemons, pulls through the lab's mirror and insecure registry, and shows
 // that a rerun changes and restarts nothing.
 func TestRuntimeFreshHosts(t *testing.T) {
-	l := rtLab(t, "rocky9", "ubuntu22", "centos7")
-	inv := rtInventory(t, l, func(docker map[string]any) {
+	l := bootLab(t, "rocky9", "ubuntu22", "centos7")
+	inv := labInventory(t, l, func(docker map[string]any) {
 		// A proxy that is not there: pulls from the lab must bypass it.
 		docker["proxy"] = map[string]any{
 			"http": "http://" + lab.BridgeAddr + ":3128", "https": "http://" + lab.BridgeAddr + ":3128",
@@ -46,7 +39,7 @@ func TestRuntimeFreshHosts(t *testing.T) {
 	rtInstallDeb(t, l, "lab2", rtFakeDeb(t, "docker.io", "24.0.7-0ubuntu2~22.04.1"))
 
 	start := time.Now()
-	rep := rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
+	rep := runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
 	t.Logf("fresh apply on %d hosts: %s", len(l.Hosts()), time.Since(start).Round(time.Millisecond))
 	rep.requireNoFailures(t)
 	conflicts := map[string]string{
@@ -63,19 +56,19 @@ func TestRuntimeFreshHosts(t *testing.T) {
 			t.Errorf("%s runtime/conflicts: %s %+v", h.Name, s.Status, s.Changes)
 		}
 	}
-	if out, err := rtShErr(l, "lab1", "rpm -q podman runc"); err == nil {
+	if out, err := hostShErr(l, "lab1", "rpm -q podman runc"); err == nil {
 		t.Errorf("conflicting packages still installed: %s", out)
 	}
-	if base := rtSh(t, l, "lab3", "grep -h '^baseurl=' /etc/yum.repos.d/CentOS-Base.repo"); !strings.Contains(base, l.MirrorURL()+"/centos-vault/7.9.2009/os/$basearch/") {
+	if base := hostSh(t, l, "lab3", "grep -h '^baseurl=' /etc/yum.repos.d/CentOS-Base.repo"); !strings.Contains(base, l.MirrorURL()+"/centos-vault/7.9.2009/os/$basearch/") {
 		t.Errorf("CentOS 7 base repos not on the vault:\n%s", base)
 	}
 
 	before := map[string]string{}
 	for _, h := range l.Hosts() {
 		t.Run(h.Name, func(t *testing.T) {
-			rtCheckDockerVersion(t, l, h.Name, lab.DockerVersion)
-			info := rtDockerInfo(t, l, h.Name)
-			if !rtContains(info.RegistryConfig.Mirrors, "http://"+l.RegistryAddr()+"/") {
+			checkDockerVersion(t, l, h.Name, lab.DockerVersion)
+			info := readDockerInfo(t, l, h.Name)
+			if !contains(info.RegistryConfig.Mirrors, "http://"+l.RegistryAddr()+"/") {
 				t.Errorf("docker info mirrors = %v, want the lab registry", info.RegistryConfig.Mirrors)
 			}
 			if ic, ok := info.RegistryConfig.IndexConfigs[l.RegistryAddr()]; !ok || ic.Secure {
@@ -84,31 +77,31 @@ func TestRuntimeFreshHosts(t *testing.T) {
 			if info.LoggingDriver != "json-file" || info.CgroupDriver != "systemd" {
 				t.Errorf("docker info: logging driver %s, cgroup driver %s", info.LoggingDriver, info.CgroupDriver)
 			}
-			env := rtSh(t, l, h.Name, "systemctl show --property=Environment docker")
+			env := hostSh(t, l, h.Name, "systemctl show --property=Environment docker")
 			if !strings.Contains(env, "HTTP_PROXY=http://"+lab.BridgeAddr+":3128") || !strings.Contains(env, ".cluster.local") {
 				t.Errorf("docker's environment: %s", env)
 			}
 			// Through the mirror (Docker Hub's library/hello) and from the
 			// insecure registry directly.
-			rtSh(t, l, h.Name, "docker pull hello:latest && docker pull "+l.RegistryAddr()+"/lab/hello:1")
-			cri := rtCRIInfo(t, l, h.Name)
+			hostSh(t, l, h.Name, "docker pull hello:latest && docker pull "+l.RegistryAddr()+"/lab/hello:1")
+			cri := readCRIInfo(t, l, h.Name)
 			if !cri.ready() || !cri.SystemdCgroup["runc"] {
 				t.Errorf("CRI: conditions %+v, SystemdCgroup %v", cri.Conditions, cri.SystemdCgroup)
 			}
-			before[h.Name] = rtDaemons(t, l, h.Name)
+			before[h.Name] = daemonIDs(t, l, h.Name)
 		})
 	}
 
 	start = time.Now()
-	rep = rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
+	rep = runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
 	t.Logf("rerun on %d hosts: %s", len(l.Hosts()), time.Since(start).Round(time.Millisecond))
-	rep.requireRuntimeUnchanged(t)
+	rep.requireUnchanged(t, "runtime/")
 	for _, h := range l.Hosts() {
-		if now := rtDaemons(t, l, h.Name); now != before[h.Name] {
+		if now := daemonIDs(t, l, h.Name); now != before[h.Name] {
 			t.Errorf("%s: a rerun restarted a daemon:\nbefore %s\nafter  %s", h.Name, before[h.Name], now)
 		}
 	}
-	rtKprep(t, l, 0, "plan", "-i", inv, "--phase", "runtime")
+	runKprep(t, l, 0, "plan", "-i", inv, "--phase", "runtime")
 }
 
 // TestRuntimeDrift shows that a key added by hand survives, that a mirror
@@ -116,55 +109,55 @@ func TestRuntimeFreshHosts(t *testing.T) {
 // changed in the inventory is planned, then applied; and that dropping the
 // proxy from the inventory removes the drop-in.
 func TestRuntimeDrift(t *testing.T) {
-	l := rtLab(t, "rocky9")
+	l := bootLab(t, "rocky9")
 	const host = "lab1"
 	proxy := func(docker map[string]any) {
 		docker["proxy"] = map[string]any{"http": "http://" + lab.BridgeAddr + ":3128", "noProxy": []string{lab.BridgeAddr}}
 	}
-	inv := rtInventory(t, l, proxy)
-	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime").requireNoFailures(t)
+	inv := labInventory(t, l, proxy)
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime").requireNoFailures(t)
 
 	// By hand: a key of the user's own, one mirror fewer, and a reload so
 	// the running dockerd really lost the mirror.
 	daemon := map[string]any{}
-	if err := json.Unmarshal([]byte(rtSh(t, l, host, "cat /etc/docker/daemon.json")), &daemon); err != nil {
+	if err := json.Unmarshal([]byte(hostSh(t, l, host, "cat /etc/docker/daemon.json")), &daemon); err != nil {
 		t.Fatal(err)
 	}
 	daemon["debug"] = true
 	// Emptied, not deleted: dockerd's reload leaves a key the file lacks as it was.
 	daemon["registry-mirrors"] = []string{}
 	edited, _ := json.MarshalIndent(daemon, "", "    ")
-	rtShInput(t, l, host, edited, "cat > /etc/docker/daemon.json && systemctl reload docker")
-	rtWaitFor(t, "dockerd to drop the mirror", func() bool { return len(rtDockerInfo(t, l, host).RegistryConfig.Mirrors) == 0 })
-	pid := rtSh(t, l, host, "systemctl show -p MainPID docker")
-	containerd := rtSh(t, l, host, "systemctl show -p MainPID -p ActiveEnterTimestamp containerd")
+	hostShInput(t, l, host, edited, "cat > /etc/docker/daemon.json && systemctl reload docker")
+	waitFor(t, "dockerd to drop the mirror", func() bool { return len(readDockerInfo(t, l, host).RegistryConfig.Mirrors) == 0 })
+	pid := hostSh(t, l, host, "systemctl show -p MainPID docker")
+	containerd := hostSh(t, l, host, "systemctl show -p MainPID -p ActiveEnterTimestamp containerd")
 
-	rep := rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime")
+	rep := runKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime")
 	rep.requireNoFailures(t)
 	svc := rep.step(t, host, "runtime/service")
-	if svc.Status != "changed" || !rtHasPrefix(svc.Commands, "systemctl reload docker.service") || rtHasPrefix(svc.Commands, "systemctl restart docker") {
+	if svc.Status != "changed" || !hasPrefix(svc.Commands, "systemctl reload docker.service") || hasPrefix(svc.Commands, "systemctl restart docker") {
 		t.Errorf("runtime/service: %s, commands %q; want a reload and no restart", svc.Status, svc.Commands)
 	}
 	if st := rep.step(t, host, "runtime/daemon-json").Status; st != "changed" {
 		t.Errorf("runtime/daemon-json: %s", st)
 	}
-	if now := rtSh(t, l, host, "systemctl show -p MainPID docker"); now != pid {
+	if now := hostSh(t, l, host, "systemctl show -p MainPID docker"); now != pid {
 		t.Errorf("dockerd was restarted: %s, now %s", pid, now)
 	}
-	if now := rtSh(t, l, host, "systemctl show -p MainPID -p ActiveEnterTimestamp containerd"); now != containerd {
+	if now := hostSh(t, l, host, "systemctl show -p MainPID -p ActiveEnterTimestamp containerd"); now != containerd {
 		t.Errorf("containerd was restarted though its config did not change: %s, now %s", containerd, now)
 	}
-	info := rtDockerInfo(t, l, host)
-	if !rtContains(info.RegistryConfig.Mirrors, "http://"+l.RegistryAddr()+"/") || !info.Debug {
+	info := readDockerInfo(t, l, host)
+	if !contains(info.RegistryConfig.Mirrors, "http://"+l.RegistryAddr()+"/") || !info.Debug {
 		t.Errorf("after the reload: mirrors %v, debug %v", info.RegistryConfig.Mirrors, info.Debug)
 	}
-	if file := rtSh(t, l, host, "cat /etc/docker/daemon.json"); !strings.Contains(file, `"debug": true`) {
+	if file := hostSh(t, l, host, "cat /etc/docker/daemon.json"); !strings.Contains(file, `"debug": true`) {
 		t.Errorf("the key added by hand is gone:\n%s", file)
 	}
 
 	// A new version in the inventory, and no proxy any more.
-	inv = rtInventory(t, l, func(docker map[string]any) { docker["version"] = "26.1.4" })
-	plan := rtKprep(t, l, 2, "plan", "-i", inv, "--phase", "runtime")
+	inv = labInventory(t, l, func(docker map[string]any) { docker["version"] = "26.1.4" })
+	plan := runKprep(t, l, 2, "plan", "-i", inv, "--phase", "runtime")
 	pkgs := plan.step(t, host, "runtime/packages")
 	if pkgs.Status != "pending" || len(pkgs.Changes) == 0 || !strings.Contains(pkgs.Changes[0].Summary, "docker-ce 24.0.9 is installed; the inventory pins 26.1.4 (upgrade)") {
 		t.Errorf("plan of the upgrade: %+v", pkgs)
@@ -172,302 +165,59 @@ func TestRuntimeDrift(t *testing.T) {
 	if p := plan.step(t, host, "runtime/proxy"); p.Status != "pending" {
 		t.Errorf("plan of the proxy removal: %+v", p)
 	}
-	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireNoFailures(t)
-	rtCheckDockerVersion(t, l, host, "26.1.4")
-	if env := rtSh(t, l, host, "systemctl show --property=Environment docker"); strings.Contains(env, "PROXY") {
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireNoFailures(t)
+	checkDockerVersion(t, l, host, "26.1.4")
+	if env := hostSh(t, l, host, "systemctl show --property=Environment docker"); strings.Contains(env, "PROXY") {
 		t.Errorf("the proxy stayed: %s", env)
 	}
-	if out, _ := rtShErr(l, host, "ls /etc/systemd/system/docker.service.d/http-proxy.conf"); !strings.Contains(out, "No such file") {
+	if out, _ := hostShErr(l, host, "ls /etc/systemd/system/docker.service.d/http-proxy.conf"); !strings.Contains(out, "No such file") {
 		t.Errorf("the drop-in stayed: %s", out)
 	}
-	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireRuntimeUnchanged(t)
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireUnchanged(t, "runtime/")
 }
 
 // TestRuntimeBadInput: a version the repo lacks is an error listing the
 // ones it has (openEuler 22.03 reads the centos/8 tree, which stops at
 // 26.1.3), and a daemon.json that is not JSON is reported and left as it was.
 func TestRuntimeBadInput(t *testing.T) {
-	l := rtLab(t, "openeuler22")
+	l := bootLab(t, "openeuler22")
 	const host = "lab1"
-	inv := rtInventory(t, l, func(docker map[string]any) { docker["version"] = "26.1.4" })
-	rep := rtKprep(t, l, 1, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
+	inv := labInventory(t, l, func(docker map[string]any) { docker["version"] = "26.1.4" })
+	rep := runKprep(t, l, 1, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
 	pkgs := rep.step(t, host, "runtime/packages")
 	if pkgs.Status != "failed" || !strings.Contains(pkgs.Error, "docker-ce 26.1.4 is not in the Docker CE repo") ||
 		!strings.Contains(pkgs.Error, "/linux/centos/8/$basearch/stable, which has these versions: 24.0.9, 26.1.3") {
 		t.Errorf("runtime/packages: %s: %s", pkgs.Status, pkgs.Error)
 	}
-	if out, err := rtShErr(l, host, "rpm -q docker-ce"); err == nil {
+	if out, err := hostShErr(l, host, "rpm -q docker-ce"); err == nil {
 		t.Errorf("docker-ce got installed: %s", out)
 	}
 
 	broken := "{\n  \"debug\": true,\n  \"log-driver\": \"json-file\",\n"
-	rtShInput(t, l, host, []byte(broken), "mkdir -p /etc/docker && cat > /etc/docker/daemon.json")
-	inv = rtInventory(t, l, nil)
-	rep = rtKprep(t, l, 1, "apply", "-i", inv, "--phase", "runtime")
+	hostShInput(t, l, host, []byte(broken), "mkdir -p /etc/docker && cat > /etc/docker/daemon.json")
+	inv = labInventory(t, l, nil)
+	rep = runKprep(t, l, 1, "apply", "-i", inv, "--phase", "runtime")
 	dj := rep.step(t, host, "runtime/daemon-json")
 	if dj.Status != "failed" || !strings.Contains(dj.Error, "/etc/docker/daemon.json is not valid JSON (line 4, column 1: unexpected EOF)") {
 		t.Errorf("runtime/daemon-json: %s: %s", dj.Status, dj.Error)
 	}
-	if got := rtSh(t, l, host, "cat /etc/docker/daemon.json"); got+"\n" != broken && got != broken {
+	if got := hostSh(t, l, host, "cat /etc/docker/daemon.json"); got+"\n" != broken && got != broken {
 		t.Errorf("the broken daemon.json was changed:\n%q", got)
 	}
 	// Mended by hand, the next run takes it from there and keeps the key.
-	rtShInput(t, l, host, []byte(broken+"  \"labels\": [\"mended=by-hand\"]\n}\n"), "cat > /etc/docker/daemon.json")
-	rtKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireNoFailures(t)
-	if info := rtDockerInfo(t, l, host); !info.Debug || !rtContains(info.Labels, "mended=by-hand") || info.CgroupDriver != "systemd" {
+	hostShInput(t, l, host, []byte(broken+"  \"labels\": [\"mended=by-hand\"]\n}\n"), "cat > /etc/docker/daemon.json")
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireNoFailures(t)
+	if info := readDockerInfo(t, l, host); !info.Debug || !contains(info.Labels, "mended=by-hand") || info.CgroupDriver != "systemd" {
 		t.Errorf("docker info: debug %v, labels %v, cgroup driver %s", info.Debug, info.Labels, info.CgroupDriver)
 	}
 }
 
-// --- helpers (prefixed rt: package e2e is shared with other suites) ---
+// --- runtime checks, read from inside the hosts ---
 
-func rtSkip(t *testing.T) {
+// checkDockerVersion checks the installed docker-ce package's version.
+func checkDockerVersion(t *testing.T, l *lab.Lab, host, want string) {
 	t.Helper()
-	if os.Getenv("KPREP_E2E") != "1" {
-		t.Skip("set KPREP_E2E=1 to run the end-to-end tests on the lab (root)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root")
-	}
-}
-
-// rtLab boots a lab of the given personalities, one host each, and takes
-// it down when the test ends.
-func rtLab(t *testing.T, personalities ...string) *lab.Lab {
-	t.Helper()
-	rtSkip(t)
-	holdLabLock(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	start := time.Now()
-	l, err := lab.Up(ctx, lab.Options{OS: personalities, Log: &log})
-	t.Cleanup(func() {
-		if err := lab.Down(context.Background(), lab.StateDirFromEnv()); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, log.String())
-	}
-	t.Logf("lab up (%s): %s", strings.Join(personalities, ", "), time.Since(start).Round(time.Millisecond))
-	return l
-}
-
-// rtInventory writes a copy of the lab's inventory with the docker section
-// edited, and returns its path.
-func rtInventory(t *testing.T, l *lab.Lab, edit func(docker map[string]any)) string {
-	t.Helper()
-	raw, err := os.ReadFile(l.InventoryPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	docker, _ := doc["docker"].(map[string]any)
-	if docker == nil {
-		docker = map[string]any{}
-		doc["docker"] = docker
-	}
-	if v, ok := docker["version"]; ok {
-		docker["version"] = fmt.Sprint(v)
-	}
-	// CentOS 7's base repos from the lab's copy of the vault.
-	docker["centos7Vault"] = map[string]any{"url": l.MirrorURL() + "/centos-vault"}
-	if edit != nil {
-		edit(docker)
-	}
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "cluster.yaml")
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-var (
-	rtBinOnce sync.Once
-	rtBinPath string
-	rtBinErr  error
-)
-
-// rtBinary is KPREP_BIN, or kprep built once for this test run.
-func rtBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("KPREP_BIN"); bin != "" {
-		return bin
-	}
-	rtBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kprep-e2e-")
-		if err != nil {
-			rtBinErr = err
-			return
-		}
-		rtBinPath = filepath.Join(dir, "kprep")
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-o", rtBinPath, "./cmd/kprep")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			rtBinErr = fmt.Errorf("go build ./cmd/kprep: %v\n%s", err, out)
-		}
-	})
-	if rtBinErr != nil {
-		t.Fatal(rtBinErr)
-	}
-	return rtBinPath
-}
-
-// rtReport is kprep's -o json report, the fields these tests read.
-type rtReport struct {
-	Hosts []struct {
-		Name  string
-		Error string
-		Steps []rtStep
-	}
-}
-
-type rtStep struct {
-	Name    string
-	Status  string
-	Error   string
-	Changes []struct{ Summary, Action string }
-	// Commands is what apply ran for the step.
-	Commands []string
-}
-
-// rtKprep runs kprep with -o json, wants the exit code, and returns the
-// report.
-func rtKprep(t *testing.T, l *lab.Lab, wantExit int, args ...string) rtReport {
-	t.Helper()
-	cmd := exec.Command(rtBinary(t), append(args, "-o", "json", "--no-color")...)
-	cmd.Env = os.Environ()
-	if pw, err := l.SudoPassword(); err == nil && pw != "" {
-		cmd.Env = append(cmd.Env, l.SudoPasswordEnv()+"="+pw)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("kprep %s: %v", strings.Join(args, " "), err)
-	}
-	var rep rtReport
-	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
-		t.Fatalf("kprep %s: exit %d, report not JSON (%v)\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, jerr, stdout.String(), stderr.String())
-	}
-	if code != wantExit {
-		t.Fatalf("kprep %s: exit %d, want %d\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantExit, rep.failures(), stderr.String())
-	}
-	return rep
-}
-
-func (r rtReport) failures() string {
-	var b strings.Builder
-	for _, h := range r.Hosts {
-		if h.Error != "" {
-			fmt.Fprintf(&b, "%s: %s\n", h.Name, h.Error)
-		}
-		for _, s := range h.Steps {
-			if s.Status == "failed" {
-				fmt.Fprintf(&b, "%s %s: %s\n", h.Name, s.Name, s.Error)
-			}
-		}
-	}
-	return b.String()
-}
-
-func (r rtReport) requireNoFailures(t *testing.T) {
-	t.Helper()
-	if f := r.failures(); f != "" {
-		t.Fatalf("failures:\n%s", f)
-	}
-}
-
-// requireRuntimeUnchanged checks that every runtime step on every host was
-// unchanged and ran no command.
-func (r rtReport) requireRuntimeUnchanged(t *testing.T) {
-	t.Helper()
-	for _, h := range r.Hosts {
-		seen := 0
-		for _, s := range h.Steps {
-			if !strings.HasPrefix(s.Name, "runtime/") {
-				continue
-			}
-			seen++
-			if s.Status != "unchanged" || len(s.Commands) > 0 {
-				t.Errorf("%s %s: %s, changes %+v, commands %q", h.Name, s.Name, s.Status, s.Changes, s.Commands)
-			}
-		}
-		if seen == 0 {
-			t.Errorf("%s: no runtime steps in the report", h.Name)
-		}
-	}
-}
-
-func (r rtReport) step(t *testing.T, host, name string) rtStep {
-	t.Helper()
-	for _, h := range r.Hosts {
-		if h.Name != host {
-			continue
-		}
-		for _, s := range h.Steps {
-			if s.Name == name {
-				return s
-			}
-		}
-	}
-	t.Fatalf("no step %s on %s in the report", name, host)
-	return rtStep{}
-}
-
-// rtShErr runs a shell line inside a host, without SSH.
-func rtShErr(l *lab.Lab, host, line string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, errOut, err := l.Exec(ctx, host, "sh", "-c", line)
-	return strings.TrimSpace(string(out) + string(errOut)), err
-}
-
-func rtSh(t *testing.T, l *lab.Lab, host, line string) string {
-	t.Helper()
-	out, err := rtShErr(l, host, line)
-	if err != nil {
-		t.Fatalf("%s: %s: %v\n%s", host, line, err, out)
-	}
-	return out
-}
-
-func rtShInput(t *testing.T, l *lab.Lab, host string, stdin []byte, line string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if out, errOut, err := l.ExecInput(ctx, host, stdin, "sh", "-c", line); err != nil {
-		t.Fatalf("%s: %s: %v\n%s%s", host, line, err, out, errOut)
-	}
-}
-
-func rtWaitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(300 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
-// rtCheckDockerVersion checks the installed docker-ce package's version.
-func rtCheckDockerVersion(t *testing.T, l *lab.Lab, host, want string) {
-	t.Helper()
-	got := rtSh(t, l, host, "rpm -q --qf '%{VERSION}\n' docker-ce docker-ce-cli 2>/dev/null || dpkg-query -W -f='${Version} ' docker-ce docker-ce-cli")
+	got := hostSh(t, l, host, "rpm -q --qf '%{VERSION}\n' docker-ce docker-ce-cli 2>/dev/null || dpkg-query -W -f='${Version} ' docker-ce docker-ce-cli")
 	for _, v := range strings.Fields(got) {
 		if v != want && !strings.HasPrefix(v, "5:"+want+"-") {
 			t.Errorf("%s: docker-ce packages are %s, want %s", host, got, want)
@@ -476,7 +226,7 @@ func rtCheckDockerVersion(t *testing.T, l *lab.Lab, host, want string) {
 	}
 }
 
-type rtInfo struct {
+type dockerInfo struct {
 	LoggingDriver  string
 	CgroupDriver   string
 	Debug          bool
@@ -487,18 +237,18 @@ type rtInfo struct {
 	}
 }
 
-func rtDockerInfo(t *testing.T, l *lab.Lab, host string) rtInfo {
+func readDockerInfo(t *testing.T, l *lab.Lab, host string) dockerInfo {
 	t.Helper()
-	var info rtInfo
-	out := rtSh(t, l, host, `docker info --format '{{json .}}'`)
+	var info dockerInfo
+	out := hostSh(t, l, host, `docker info --format '{{json .}}'`)
 	if err := json.Unmarshal([]byte(out), &info); err != nil {
 		t.Fatalf("%s: docker info: %v\n%s", host, err, out)
 	}
 	return info
 }
 
-// rtCRI is what `lab-crictl info -o json` says of the CRI runtime.
-type rtCRI struct {
+// criInfo is what `lab-crictl info -o json` says of the CRI runtime.
+type criInfo struct {
 	Conditions []struct {
 		Type   string
 		Status bool
@@ -507,7 +257,7 @@ type rtCRI struct {
 	SandboxImage  string
 }
 
-func (c rtCRI) ready() bool {
+func (c criInfo) ready() bool {
 	for _, cond := range c.Conditions {
 		if cond.Type == "RuntimeReady" {
 			return cond.Status
@@ -516,23 +266,23 @@ func (c rtCRI) ready() bool {
 	return false
 }
 
-func rtCRIInfo(t *testing.T, l *lab.Lab, host string) rtCRI {
+func readCRIInfo(t *testing.T, l *lab.Lab, host string) criInfo {
 	t.Helper()
-	var cri rtCRI
-	out := rtSh(t, l, host, "lab-crictl -r unix:///run/containerd/containerd.sock info -o json")
+	var cri criInfo
+	out := hostSh(t, l, host, "lab-crictl -r unix:///run/containerd/containerd.sock info -o json")
 	if err := json.Unmarshal([]byte(out), &cri); err != nil {
 		t.Fatalf("%s: lab-crictl info: %v\n%s", host, err, out)
 	}
 	return cri
 }
 
-// rtDaemons identifies the running containerd and dockerd: PID and start.
-func rtDaemons(t *testing.T, l *lab.Lab, host string) string {
+// daemonIDs identifies the running containerd and dockerd: PID and start.
+func daemonIDs(t *testing.T, l *lab.Lab, host string) string {
 	t.Helper()
-	return rtSh(t, l, host, "systemctl show -p MainPID -p ActiveEnterTimestamp containerd docker | tr '\\n' ' '")
+	return hostSh(t, l, host, "systemctl show -p MainPID -p ActiveEnterTimestamp containerd docker | tr '\\n' ' '")
 }
 
-func rtContains(list []string, s string) bool {
+func contains(list []string, s string) bool {
 	for _, e := range list {
 		if e == s {
 			return true
@@ -541,7 +291,7 @@ func rtContains(list []string, s string) bool {
 	return false
 }
 
-func rtHasPrefix(list []string, prefix string) bool {
+func hasPrefix(list []string, prefix string) bool {
 	for _, e := range list {
 		if strings.HasPrefix(e, prefix) {
 			return true
@@ -595,10 +345,10 @@ func rtFakeDeb(t *testing.T, name, version string) []byte {
 
 func rtInstallRPM(t *testing.T, l *lab.Lab, host string, rpm []byte) {
 	t.Helper()
-	rtShInput(t, l, host, rpm, "f=$(mktemp --suffix=.rpm) && cat > $f && rpm -i --nodeps $f; rc=$?; rm -f $f; exit $rc")
+	hostShInput(t, l, host, rpm, "f=$(mktemp --suffix=.rpm) && cat > $f && rpm -i --nodeps $f; rc=$?; rm -f $f; exit $rc")
 }
 
 func rtInstallDeb(t *testing.T, l *lab.Lab, host string, deb []byte) {
 	t.Helper()
-	rtShInput(t, l, host, deb, "f=$(mktemp --suffix=.deb) && cat > $f && dpkg -i $f; rc=$?; rm -f $f; exit $rc")
+	hostShInput(t, l, host, deb, "f=$(mktemp --suffix=.deb) && cat > $f && dpkg -i $f; rc=$?; rm -f $f; exit $rc")
 }
