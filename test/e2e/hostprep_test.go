@@ -280,7 +280,6 @@ func TestHostprepBadHostStates(t *testing.T) {
 	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep").requireNoFailures(t)
 }
 
-
 // runLogRecord is one line of /var/lib/kprep/run.log.
 type runLogRecord struct {
 	Time  time.Time
