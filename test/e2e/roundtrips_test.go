@@ -39,16 +39,32 @@ func (d *countingDialer) Dial(ctx context.Context, h *inventory.Host) (provision
 	return c, nil
 }
 
-// planConverged runs one in-process plan of the hostprep steps and returns
-// the report and each host's transport statistics.
-func planConverged(ctx context.Context, c *inventory.Cluster, l *lab.Lab) (*provision.Report, map[string]transport.Stats) {
+// labEnv resolves the variable the lab's inventory names for lab3's sudo
+// password, as `export KPREP_LAB_SUDO_PASSWORD=...` would for kprep.
+func labEnv(l *lab.Lab) func(string) (string, bool) {
 	pw, _ := l.SudoPassword()
-	d := &countingDialer{SSHDialer: provision.SSHDialer{LookupEnv: func(name string) (string, bool) {
+	return func(name string) (string, bool) {
 		if name == l.SudoPasswordEnv() {
 			return pw, true
 		}
 		return "", false
-	}}}
+	}
+}
+
+// loadLabInventory reads the lab's inventory as kprep does.
+func loadLabInventory(tb testing.TB, l *lab.Lab) *inventory.Cluster {
+	tb.Helper()
+	c, err := inventory.LoadWith(l.InventoryPath(), inventory.Options{LookupEnv: labEnv(l)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// planConverged runs one in-process plan of the hostprep steps and returns
+// the report and each host's transport statistics.
+func planConverged(ctx context.Context, c *inventory.Cluster, l *lab.Lab) (*provision.Report, map[string]transport.Stats) {
+	d := &countingDialer{SSHDialer: provision.SSHDialer{LookupEnv: labEnv(l)}}
 	rep := provision.Run(ctx, c, d, provision.Options{Mode: provision.ModePlan, Steps: hostprep.Steps()})
 	stats := map[string]transport.Stats{}
 	for name, conn := range d.conns {
@@ -60,10 +76,7 @@ func planConverged(ctx context.Context, c *inventory.Cluster, l *lab.Lab) (*prov
 func TestPlanOnConvergedHostsIsOneConnectionAndOneRoundTrip(t *testing.T) {
 	l := bootLab(t, "centos7", "rocky9", "openeuler22")
 	runKprep(t, l, 0, "apply", "-i", l.InventoryPath(), "--phase", "hostprep").requireNoFailures(t)
-	c, err := inventory.Load(l.InventoryPath())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadLabInventory(t, l)
 	rep, stats := planConverged(context.Background(), c, l)
 	if rep.Failed() || rep.Pending() {
 		t.Fatalf("plan on converged hosts: failed %v, pending %v: %+v", rep.Failed(), rep.Pending(), rep.Hosts)
@@ -81,10 +94,7 @@ func TestPlanOnConvergedHostsIsOneConnectionAndOneRoundTrip(t *testing.T) {
 // three converged hosts and reports the round trips per host.
 func BenchmarkPlanConvergedHosts(b *testing.B) {
 	lb := benchLab(b)
-	c, err := inventory.Load(lb.InventoryPath())
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := loadLabInventory(b, lb)
 	var dials, commands int
 	for b.Loop() {
 		_, stats := planConverged(context.Background(), c, lb)
