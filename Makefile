@@ -49,7 +49,8 @@ lab-down: ## remove every host, link, mount and process of the lab (root)
 lab-status: ## show the lab's hosts
 	$(LAB) status
 
-demo: build lab-up ## lab up, then kprep apply on it (root)
+demo: build ## lab up (or the running one), kprep apply on it, then plan to show nothing is left (root)
+	@$(LAB) status >/dev/null 2>&1 || $(LAB) up
 	@set -e; inv=$$($(LAB) inventory); export KPREP_LAB_SUDO_PASSWORD=$$($(LAB) sudo-password); \
 	$(BIN) apply -i $$inv; $(BIN) plan -i $$inv
 
