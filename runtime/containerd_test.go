@@ -37,6 +37,7 @@ func TestContainerdStockConfigIsRegenerated(t *testing.T) {
 	}
 	want := "/etc/containerd/config.toml: containerd.io's stock file, which disables the CRI plugin Kubernetes needs: replaced by `containerd config default` with the settings below; " +
 		"the sandbox image is registry.k8s.io/pause:3.6, want 192.168.77.1:5000/google_containers/pause:3.10.1; " +
+		"registry.config_path is not set, want /etc/containerd/certs.d (where kprep writes the CRI's mirrors and insecure registries); " +
 		"runc's SystemdCgroup is not true (kubelet uses the systemd cgroup driver)"
 	if changes[0].Summary != want {
 		t.Errorf("summary:\n%s\nwant\n%s", changes[0].Summary, want)

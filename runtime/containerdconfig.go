@@ -23,6 +23,7 @@ import (
 // version.
 type criKeys struct {
 	sandbox  []string // the pod sandbox (pause) image
+	registry []string // the CRI's registry table (config_path, mirrors)
 	runc     []string // the runc runtime's table
 	disabled []string // plugin names that, disabled, switch CRI off
 }
@@ -33,12 +34,14 @@ func criKeysFor(version int64) criKeys {
 	if version >= 3 {
 		return criKeys{
 			sandbox:  []string{"plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox"},
+			registry: []string{"plugins", "io.containerd.cri.v1.images", "registry"},
 			runc:     []string{"plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc"},
 			disabled: []string{"cri", "io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images"},
 		}
 	}
 	return criKeys{
 		sandbox:  []string{"plugins", "io.containerd.grpc.v1.cri", "sandbox_image"},
+		registry: []string{"plugins", "io.containerd.grpc.v1.cri", "registry"},
 		runc:     []string{"plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", "runc"},
 		disabled: []string{"cri", "io.containerd.grpc.v1.cri"},
 	}
@@ -137,6 +140,17 @@ func wantContainerdConfig(cur map[string]any, exists bool, defaults map[string]a
 	if got, _ := lookup(want, keys.sandbox).(string); got != sandbox {
 		reasons = append(reasons, fmt.Sprintf("the sandbox image is %s, want %s", orNotSet(got), sandbox))
 		set(want, keys.sandbox, sandbox)
+	}
+	// Registry mirrors and insecure registries live in hosts.toml files
+	// under config_path (runtime/registries writes them). containerd
+	// refuses config_path beside the old inline mirrors table, so a config
+	// that uses that table is left to its owner.
+	configPath := append(slices.Clone(keys.registry), "config_path")
+	if mirrors, _ := lookup(want, append(slices.Clone(keys.registry), "mirrors")).(map[string]any); len(mirrors) == 0 {
+		if got, _ := lookup(want, configPath).(string); got != containerdCertsDir {
+			reasons = append(reasons, fmt.Sprintf("registry.config_path is %s, want %s (where kprep writes the CRI's mirrors and insecure registries)", orNotSet(got), containerdCertsDir))
+			set(want, configPath, containerdCertsDir)
+		}
 	}
 	runc := append(slices.Clone(keys.runc), "runtime_type")
 	if lookup(want, runc) == nil {

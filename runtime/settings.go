@@ -19,7 +19,9 @@ import (
 const (
 	daemonJSONPath       = "/etc/docker/daemon.json"
 	containerdConfigPath = "/etc/containerd/config.toml"
-	criDockerdBinary     = "/usr/bin/cri-dockerd"
+	// containerdCertsDir holds one folder per registry with its hosts.toml.
+	containerdCertsDir = "/etc/containerd/certs.d"
+	criDockerdBinary   = "/usr/bin/cri-dockerd"
 )
 
 // defaultImageRepository is where kubeadm pulls from when the inventory

@@ -20,6 +20,7 @@ func Steps() []provision.Step {
 		DaemonJSONStep{},
 		ProxyStep{},
 		ContainerdStep{},
+		RegistriesStep{},
 		CRIDockerdStep{},
 		ServiceStep{},
 	}

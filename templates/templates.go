@@ -1,8 +1,11 @@
 // Package templates holds the files kprep writes to hosts whose content is
 // mostly fixed text (package repo files, systemd units), embedded in the
 // binary and filled in with text/template. Files in a structured format
-// (daemon.json, containerd's TOML, unit drop-ins) are not here: they are
-// encoded from typed values by the library for their format.
+// (daemon.json, containerd's config.toml, unit drop-ins) are not here: they
+// are encoded from typed values by the library for their format. The one
+// TOML file here, containerd's hosts.toml, is text because containerd tries
+// its hosts in the order they are written, which a map encoding would sort
+// away; its tests parse what it renders with the TOML library.
 package templates
 
 import (

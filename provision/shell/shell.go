@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"encoding/base64"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -89,6 +90,16 @@ func Parse(text string) (State, error) {
 func (s State) File(label string) ([]byte, bool) {
 	b, ok := s.files[label]
 	return b, ok
+}
+
+// FileLabels lists the labels of the files that exist, sorted.
+func (s State) FileLabels() []string {
+	out := make([]string, 0, len(s.files))
+	for label := range s.files {
+		out = append(out, label)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // HasFile reports whether the probe printed a record for label at all.

@@ -84,6 +84,10 @@ func TestRuntimeFreshHosts(t *testing.T) {
 			// Through the mirror (Docker Hub's library/hello) and from the
 			// insecure registry directly.
 			hostSh(t, l, h.Name, "docker pull hello:latest && docker pull "+l.RegistryAddr()+"/lab/hello:1")
+			// The kubelet pulls through the CRI, not dockerd: the same
+			// mirror, insecure registry and sandbox image must work there.
+			hostSh(t, l, h.Name, "lab-crictl -timeout 60s pull docker.io/library/hello:latest && lab-crictl -timeout 60s pull "+
+				l.RegistryAddr()+"/lab/hello:1 && lab-crictl -timeout 60s pull "+l.RegistryAddr()+"/google_containers/pause:3.10.1")
 			cri := readCRIInfo(t, l, h.Name)
 			if !cri.ready() || !cri.SystemdCgroup["runc"] {
 				t.Errorf("CRI: conditions %+v, SystemdCgroup %v", cri.Conditions, cri.SystemdCgroup)

@@ -222,11 +222,20 @@ func labImages(busybox, pause, registry string) []imageSpec {
 	return []imageSpec{
 		{Ref: "library/hello:latest", Tags: []string{"hello:latest", registry + "/library/hello:latest"}, Config: helloConfig, Files: hello, Note: helloNote},
 		{Ref: "lab/hello:1", Tags: []string{registry + "/lab/hello:1"}, Config: helloConfig, Files: hello, Note: helloNote},
-		{Ref: "google_containers/pause:3.10", Tags: []string{"registry.k8s.io/pause:3.10", registry + "/google_containers/pause:3.10"},
-			Config: imageConfig{Entrypoint: []string{"/pause"}, User: "65535:65535", WorkingDir: "/"},
-			Files:  []layerFile{{Name: "pause", Src: pause, Mode: 0o755}},
-			Note:   "kprep lab mirror: pause program built with Go"},
+		pauseImage("3.10", pause, registry),
+		// kubeadm 1.34 pulls pause 3.10.1, and kprep sets it as
+		// containerd's sandbox image.
+		pauseImage("3.10.1", pause, registry),
 	}
+}
+
+// pauseImage is the lab's pause program under google_containers/pause:tag.
+func pauseImage(tag, pause, registry string) imageSpec {
+	return imageSpec{Ref: "google_containers/pause:" + tag,
+		Tags:   []string{"registry.k8s.io/pause:" + tag, registry + "/google_containers/pause:" + tag},
+		Config: imageConfig{Entrypoint: []string{"/pause"}, User: "65535:65535", WorkingDir: "/"},
+		Files:  []layerFile{{Name: "pause", Src: pause, Mode: 0o755}},
+		Note:   "kprep lab mirror: pause program built with Go"}
 }
 
 // buildImages writes each image's docker-archive into the cache.

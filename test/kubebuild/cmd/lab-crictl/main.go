@@ -27,6 +27,8 @@ Commands:
   pods      pod sandboxes: id, name, namespace, state
   images    images: id, tags, size
   version   runtime name and version, CRI API version
+  pull REF  pull an image through the CRI (the runtime's own registry
+            configuration: mirrors, insecure registries); prints its id
 
 ENDPOINT defaults to $CONTAINER_RUNTIME_ENDPOINT, then ` + defaultEndpoint + `.
 `
@@ -64,6 +66,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	switch name {
 	case "info", "ps", "pods", "images", "version":
+	case "pull":
+		if cmdFlags.NArg() != 1 {
+			fmt.Fprintf(stderr, "lab-crictl pull: want one image reference\n")
+			return 2
+		}
 	default:
 		fmt.Fprintf(stderr, "lab-crictl: unknown command %q\n\n%s", name, usage)
 		return 2
@@ -90,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runImages(ctx, c, stdout, asJSON)
 	case "version":
 		err = runVersion(ctx, c, stdout, asJSON)
+	case "pull":
+		err = runPull(ctx, c, stdout, cmdFlags.Arg(0))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "lab-crictl %s: %v (endpoint %s)\n", name, err, *endpoint)

@@ -1,0 +1,103 @@
+package runtime
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/pelletier/go-toml/v2"
+)
+
+func TestRegistryFiles(t *testing.T) {
+	c := labCluster()
+	c.Docker.RegistryMirrors = []string{"https://mirror.example.com/", "http://192.168.77.1:5000"}
+	c.Docker.InsecureRegistries = []string{"192.168.77.1:5000", "10.0.0.5:5000"}
+	files, err := wantRegistryFiles(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"10.0.0.5:5000", "192.168.77.1:5000", "docker.io"}, sortedKeys(files)); diff != "" {
+		t.Fatalf("registries (-want +got):\n%s", diff)
+	}
+	hub := files["docker.io"]
+	// containerd tries hosts in the order written: the mirrors, in the
+	// inventory's order, before Docker Hub.
+	if i, j := strings.Index(hub, `[host."https://mirror.example.com"]`), strings.Index(hub, `[host."http://192.168.77.1:5000"]`); i < 0 || j < i {
+		t.Errorf("docker.io hosts.toml:\n%s", hub)
+	}
+	var parsed struct {
+		Server string
+		Host   map[string]struct {
+			Capabilities []string
+			SkipVerify   bool `toml:"skip_verify"`
+		}
+	}
+	if err := toml.Unmarshal([]byte(files["10.0.0.5:5000"]), &parsed); err != nil {
+		t.Fatal(err)
+	}
+	if parsed.Server != "https://10.0.0.5:5000" || !parsed.Host["https://10.0.0.5:5000"].SkipVerify ||
+		!cmp.Equal(parsed.Host["http://10.0.0.5:5000"].Capabilities, []string{"pull", "resolve"}) {
+		t.Errorf("insecure registry hosts.toml: %+v\n%s", parsed, files["10.0.0.5:5000"])
+	}
+	if https, http := strings.Index(files["10.0.0.5:5000"], `"https://10.0.0.5:5000"]`), strings.Index(files["10.0.0.5:5000"], `"http://10.0.0.5:5000"]`); https > http {
+		t.Errorf("HTTPS must be tried before plain HTTP, as dockerd does:\n%s", files["10.0.0.5:5000"])
+	}
+}
+
+func TestRegistriesDiff(t *testing.T) {
+	c := labCluster()
+	c.Docker.RegistryMirrors = []string{"http://192.168.77.1:5000"}
+	c.Docker.InsecureRegistries = []string{"192.168.77.1:5000"}
+	want, err := wantRegistryFiles(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, state string
+		want        []string
+	}{
+		{"fresh", "", []string{
+			"containerd has no /etc/containerd/certs.d/192.168.77.1:5000/hosts.toml for 192.168.77.1:5000",
+			"containerd has no /etc/containerd/certs.d/docker.io/hosts.toml for docker.io",
+		}},
+		{"converged, plus a file of the user's", fileRecord("hosts:192.168.77.1:5000", want["192.168.77.1:5000"]) +
+			fileRecord("hosts:docker.io", want["docker.io"]) + fileRecord("hosts:quay.io", "server = \"https://quay.io\"\n"), nil},
+		{"edited by hand, and a registry the inventory dropped", fileRecord("hosts:192.168.77.1:5000", want["192.168.77.1:5000"]+"# mine\n") +
+			fileRecord("hosts:docker.io", want["docker.io"]) + fileRecord("hosts:10.9.9.9:5000", hostsMarker+" old\n"), []string{
+			"/etc/containerd/certs.d/192.168.77.1:5000/hosts.toml differs from the inventory",
+			"/etc/containerd/certs.d/10.9.9.9:5000/hosts.toml is kprep's, but the inventory no longer names 10.9.9.9:5000",
+		}},
+		{"the user's own file for a registry kprep configures", fileRecord("hosts:192.168.77.1:5000", want["192.168.77.1:5000"]) +
+			fileRecord("hosts:docker.io", "server = \"https://registry-1.docker.io\"\n"), []string{
+			"/etc/containerd/certs.d/docker.io/hosts.toml was not written by kprep and differs from the inventory (it is backed up before kprep replaces it)",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			changes := mustDiff(t, RegistriesStep{}, input(c, rocky9, tt.state))
+			if diff := cmp.Diff(tt.want, summariesOf(changes)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestConfigPathLeftAloneBesideInlineMirrors(t *testing.T) {
+	cur, err := parseContainerdConfig([]byte(`version = 2
+[plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
+  endpoint = ["https://mirror.example.com"]
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  SystemdCgroup = true
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "k8s/pause:3.10.1"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, reasons, err := wantContainerdConfig(cur, true, nil, 1, "k8s/pause:3.10.1")
+	if err != nil || len(reasons) != 0 {
+		t.Errorf("a config with inline mirrors got %v, %v; containerd refuses config_path beside them", reasons, err)
+	}
+}
