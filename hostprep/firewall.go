@@ -154,8 +154,7 @@ func (FirewallStep) Apply(ctx context.Context, t provision.Target, in provision.
 				lines = append(lines, "ufw allow "+shell.Quote(strings.ReplaceAll(p, "-", ":")))
 			}
 		case "runtime", "permanent":
-			pc := c.Value.(portChange)
-			lines = append(lines, firewallCmd(pc))
+			lines = append(lines, firewallCmds(c.Value.(portChange))...)
 		}
 		for _, line := range lines {
 			if _, err := t.Run(ctx, transport.Command{Line: line}); err != nil {
@@ -166,19 +165,29 @@ func (FirewallStep) Apply(ctx context.Context, t provision.Target, in provision.
 	return nil
 }
 
-// firewallCmd builds one firewall-cmd call that adds every port and protocol.
-func firewallCmd(pc portChange) string {
-	args := []string{"firewall-cmd"}
+// firewallCmds builds the firewall-cmd calls that add every port and
+// protocol: one for the ports, one for the protocols, because firewall-cmd
+// refuses --add-protocol beside --add-port in one call.
+func firewallCmds(pc portChange) []string {
+	base := []string{"firewall-cmd"}
 	if pc.Offline {
-		args = []string{"firewall-offline-cmd"}
+		base = []string{"firewall-offline-cmd"}
 	} else if pc.Permanent {
-		args = append(args, "--permanent")
+		base = append(base, "--permanent")
 	}
-	for _, p := range pc.Ports {
-		args = append(args, "--add-port="+p)
+	var lines []string
+	for _, group := range []struct {
+		flag  string
+		items []string
+	}{{"--add-port=", pc.Ports}, {"--add-protocol=", pc.Protocols}} {
+		if len(group.items) == 0 {
+			continue
+		}
+		args := append([]string(nil), base...)
+		for _, item := range group.items {
+			args = append(args, group.flag+item)
+		}
+		lines = append(lines, shell.Join(args...))
 	}
-	for _, p := range pc.Protocols {
-		args = append(args, "--add-protocol="+p)
-	}
-	return shell.Join(args...)
+	return lines
 }

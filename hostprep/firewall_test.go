@@ -58,13 +58,16 @@ func TestFirewallDiff(t *testing.T) {
 	}
 }
 
-func TestFirewallCmd(t *testing.T) {
-	got := firewallCmd(portChange{Permanent: true, Ports: []string{"6443/tcp", "30000-32767/tcp"}, Protocols: []string{"ipip"}})
-	if got != "firewall-cmd --permanent --add-port=6443/tcp --add-port=30000-32767/tcp --add-protocol=ipip" {
-		t.Errorf("got %s", got)
+func TestFirewallCmds(t *testing.T) {
+	// firewall-cmd refuses --add-protocol beside --add-port (seen on the
+	// lab's real firewalld): two calls.
+	got := firewallCmds(portChange{Permanent: true, Ports: []string{"6443/tcp", "30000-32767/tcp"}, Protocols: []string{"ipip"}})
+	want := []string{"firewall-cmd --permanent --add-port=6443/tcp --add-port=30000-32767/tcp", "firewall-cmd --permanent --add-protocol=ipip"}
+	if !cmp.Equal(got, want) {
+		t.Errorf("got %q", got)
 	}
-	if got := firewallCmd(portChange{Permanent: true, Offline: true, Ports: []string{"8472/udp"}}); got != "firewall-offline-cmd --add-port=8472/udp" {
-		t.Errorf("offline: %s", got)
+	if got := firewallCmds(portChange{Permanent: true, Offline: true, Ports: []string{"8472/udp"}}); !cmp.Equal(got, []string{"firewall-offline-cmd --add-port=8472/udp"}) {
+		t.Errorf("offline: %q", got)
 	}
 }
 

@@ -60,6 +60,27 @@ func bootLab(t *testing.T, personalities ...string) *lab.Lab {
 // edited, and returns its path.
 func labInventory(t *testing.T, l *lab.Lab, edit func(docker map[string]any)) string {
 	t.Helper()
+	return editInventory(t, l, func(doc map[string]any) {
+		docker, _ := doc["docker"].(map[string]any)
+		if docker == nil {
+			docker = map[string]any{}
+			doc["docker"] = docker
+		}
+		if v, ok := docker["version"]; ok {
+			docker["version"] = fmt.Sprint(v)
+		}
+		// CentOS 7's base repos from the lab's copy of the vault.
+		docker["centos7Vault"] = map[string]any{"url": l.MirrorURL() + "/centos-vault"}
+		if edit != nil {
+			edit(docker)
+		}
+	})
+}
+
+// editInventory writes a copy of the lab's inventory, changed by edit,
+// and returns its path.
+func editInventory(t *testing.T, l *lab.Lab, edit func(doc map[string]any)) string {
+	t.Helper()
 	raw, err := os.ReadFile(l.InventoryPath())
 	if err != nil {
 		t.Fatal(err)
@@ -68,19 +89,7 @@ func labInventory(t *testing.T, l *lab.Lab, edit func(docker map[string]any)) st
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	docker, _ := doc["docker"].(map[string]any)
-	if docker == nil {
-		docker = map[string]any{}
-		doc["docker"] = docker
-	}
-	if v, ok := docker["version"]; ok {
-		docker["version"] = fmt.Sprint(v)
-	}
-	// CentOS 7's base repos from the lab's copy of the vault.
-	docker["centos7Vault"] = map[string]any{"url": l.MirrorURL() + "/centos-vault"}
-	if edit != nil {
-		edit(docker)
-	}
+	edit(doc)
 	out, err := yaml.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)

@@ -308,3 +308,50 @@ func lastRunLog(t *testing.T, l *lab.Lab, host string) runLogRecord {
 	}
 	return rec
 }
+
+// TestHostprepOpenPorts keeps firewalld running and opens exactly the
+// ports each host's role and the CNI need, now and at boot, without
+// losing the SSH session kprep works through.
+func TestHostprepOpenPorts(t *testing.T) {
+	l := bootLab(t, "rocky9", "openeuler22")
+	inv := editInventory(t, l, func(doc map[string]any) {
+		doc["hostprep"] = map[string]any{"firewall": "open-ports"}
+		k, _ := doc["kubernetes"].(map[string]any)
+		k["cni"] = "calico"
+	})
+	rep := runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
+	if s := rep.step(t, "lab1", "hostprep/firewall"); s.Status != "changed" {
+		t.Errorf("lab1 firewall: %+v", s)
+	}
+	want := map[string][]string{
+		"lab1": {"10250/tcp", "10257/tcp", "10259/tcp", "179/tcp", "2379-2380/tcp", "4789/udp", "5473/tcp", "6443/tcp"},
+		"lab2": {"10250/tcp", "10256/tcp", "179/tcp", "30000-32767/tcp", "4789/udp", "5473/tcp"},
+	}
+	for host, ports := range want {
+		got := hostSh(t, l, host, "systemctl is-active firewalld; firewall-cmd --list-ports; firewall-cmd --permanent --list-ports; firewall-cmd --list-protocols; firewall-cmd --permanent --list-protocols")
+		lines := strings.Split(got, "\n")
+		if len(lines) != 5 || lines[0] != "active" {
+			t.Fatalf("%s: %q", host, got)
+		}
+		for i, where := range []string{"now", "at boot"} {
+			have := strings.Fields(lines[1+i])
+			sort.Strings(have)
+			if strings.Join(have, " ") != strings.Join(ports, " ") {
+				t.Errorf("%s ports %s: %v, want %v", host, where, have, ports)
+			}
+			if lines[3+i] != "ipip" {
+				t.Errorf("%s protocols %s: %q, want ipip (Calico)", host, where, lines[3+i])
+			}
+		}
+	}
+	// The session survived and the rerun has nothing to do.
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep").requireUnchanged(t, "hostprep/")
+	// A port closed by hand is opened again, now and at boot.
+	hostSh(t, l, "lab2", "firewall-cmd --remove-port=10250/tcp && firewall-cmd --permanent --remove-port=10250/tcp")
+	plan := runKprep(t, l, 2, "plan", "-i", inv, "--phase", "hostprep")
+	if s := plan.step(t, "lab2", "hostprep/firewall"); len(s.Changes) != 2 {
+		t.Errorf("plan after closing 10250 by hand: %+v", s.Changes)
+	}
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
+	runKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
+}
