@@ -32,10 +32,8 @@ var (
 	summariesOf = steptest.Summaries
 )
 
-// probeOf runs a step's real probe snippet with sh against a fake root:
-// every absolute path in the snippet is not rewritten, so tests use it only
-// for snippets whose files they control through the environment. Most tests
-// feed recorded probe output instead.
+// runSnippet runs a snippet with the machine's sh (the probes' syntax
+// check); the Diff tests feed recorded probe output instead.
 func runSnippet(t *testing.T, snippet string) string {
 	t.Helper()
 	out, err := exec.Command("sh", "-c", snippet).Output()

@@ -29,6 +29,8 @@ func Parse(out string) (Facts, error) {
 		Init:      kv["init"],
 		Hostname:  kv["hostname"],
 		User:      kv["user"],
+		// The probe runs as root; SUDO_USER is set exactly when sudo got it there.
+		SudoNeeded: kv["sudo"] == "yes",
 	}
 	if f.OSID == "" {
 		return f, fmt.Errorf("cannot tell the operating system: /etc/os-release is missing or has no ID")

@@ -19,7 +19,7 @@ func TestParse(t *testing.T) {
 			PkgManager: "yum", Hostname: "localhost.localdomain", PageSize: 4096, CPUs: 2, MemoryMiB: 3789, User: "root"}},
 		{"kunpeng-openeuler2203.txt", Facts{OSID: "openEuler", OSVersion: "22.03", OSName: "openEuler 22.03 (LTS-SP3)",
 			Family: FamilyRHEL, Major: 8, Arch: "aarch64", Kernel: "5.10.0-182.0.0.95.oe2203sp3.aarch64", CgroupV: 1,
-			Init: "systemd", PkgManager: "dnf", Hostname: "kunpeng-01", PageSize: 65536, CPUs: 96, MemoryMiB: 257379, User: "kprep"}},
+			Init: "systemd", PkgManager: "dnf", Hostname: "kunpeng-01", PageSize: 65536, CPUs: 96, MemoryMiB: 257379, User: "kprep", SudoNeeded: true}},
 		{"rocky9.txt", Facts{OSID: "rocky", OSVersion: "9.4", OSName: "Rocky Linux 9.4 (Blue Onyx)", Family: FamilyRHEL, Major: 9,
 			Release: "9.4", Arch: "x86_64", Kernel: "5.14.0-427.13.1.el9_4.x86_64", CgroupV: 2, Init: "systemd", PkgManager: "dnf",
 			Hostname: "rocky9", PageSize: 4096, CPUs: 4, MemoryMiB: 7684, User: "root"}},

@@ -27,4 +27,5 @@ echo "pagesize=$(getconf PAGESIZE 2>/dev/null)"
 echo "cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null)"
 echo "memkb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
 echo "user=${SUDO_USER:-$(id -un)}"
+echo "sudo=${SUDO_USER:+yes}"
 `
