@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,8 +43,15 @@ func aptIn(t *testing.T, base string) (aptGet, aptCache func(args ...string) (st
 		"-o", "APT::Architecture=amd64",
 		"-o", "Debug::NoLocking=1",
 	}
+	// They run in the throwaway folder: `apt-get download` saves into the
+	// working directory, which must never be the source tree.
 	run := func(tool string) func(args ...string) (string, error) {
-		return func(args ...string) (string, error) { return runOut(tool, append(opts, args...)...) }
+		return func(args ...string) (string, error) {
+			cmd := exec.Command(tool, append(opts, args...)...)
+			cmd.Dir = dir
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
 	}
 	return run("apt-get"), run("apt-cache")
 }
