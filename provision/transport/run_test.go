@@ -106,8 +106,12 @@ func TestDefaultCommandTimeout(t *testing.T) {
 	if ce := commandError(t, err); !ce.TimedOut || ce.Timeout != cfg.CommandTimeout {
 		t.Errorf("CommandError = %+v, want the connection's default timeout", ce)
 	}
-	// A command's own timeout wins over the default.
-	run(t, c, transport.Command{Line: "sleep 1", Timeout: 10 * time.Second})
+	// A command's own timeout wins over the default: a command that outlives
+	// the default succeeds under its own. Its limit is far beyond what it
+	// needs, because a root session's start alone can take seconds on a busy
+	// machine (a login shell that runs `pyenv rehash` waits for every other
+	// root shell's turn at its lock): the test must not depend on speed.
+	run(t, c, transport.Command{Line: "sleep 1", Timeout: 10 * time.Minute})
 }
 
 func TestSecretsAreRedacted(t *testing.T) {
