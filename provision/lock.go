@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kprep/kprep/provision/transport"
@@ -91,19 +93,45 @@ func writeRunLog(w io.Writer, now time.Time, mode Mode, steps []runLogStep) erro
 	return err
 }
 
-// recordingExecutor remembers the command lines a step ran, for the report
-// and the run log.
-type recordingExecutor struct {
-	Executor
+// commandList collects the command lines a step ran, on its host and its
+// peers, for the report and the run log.
+type commandList struct {
+	mu    sync.Mutex
 	lines []string
 }
 
+func (l *commandList) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+}
+
+func (l *commandList) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
+// recordingExecutor remembers the command lines a step runs through it,
+// with the command's own secrets and the run's masked; prefix names a
+// peer ("cp1: ").
+type recordingExecutor struct {
+	Executor
+	secrets *secretList
+	into    *commandList
+	prefix  string
+}
+
 func (e *recordingExecutor) Run(ctx context.Context, cmd transport.Command) (transport.Result, error) {
-	e.lines = append(e.lines, transport.Redact(cmd.Line, cmd.Secrets))
+	shown := cmd.Line
+	if cmd.Label != "" {
+		shown = cmd.Label
+	}
+	e.into.add(e.prefix + e.secrets.redact(transport.Redact(shown, cmd.Secrets)))
 	return e.Executor.Run(ctx, cmd)
 }
 
 func (e *recordingExecutor) WriteFile(ctx context.Context, path string, data []byte, opts transport.WriteOptions) error {
-	e.lines = append(e.lines, "write "+path)
+	e.into.add(e.prefix + "write " + path)
 	return e.Executor.WriteFile(ctx, path, data, opts)
 }

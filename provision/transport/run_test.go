@@ -160,6 +160,19 @@ func TestSecretsAreRedacted(t *testing.T) {
 	if strings.Contains(l.Line, token) || !strings.Contains(l.Line, "echo ***") {
 		t.Errorf("logged line = %q, want the token redacted", l.Line)
 	}
+	mu.Unlock()
+
+	// A secret learnt later (a join token a run made) is masked from then
+	// on, though the command does not name it in Secrets.
+	const later = "0123456789abcdef0123456789abcdef"
+	c.AddSecret(later)
+	_, err = c.Run(context.Background(), transport.Command{Line: "echo " + later + " >&2; exit 1"})
+	mu.Lock()
+	for what, s := range map[string]string{"error": err.Error(), "logged line": logged[len(logged)-1].Line} {
+		if strings.Contains(s, later) || !strings.Contains(s, "***") {
+			t.Errorf("%s after AddSecret = %q, want the secret masked", what, s)
+		}
+	}
 }
 
 func TestOneConnectionForEverything(t *testing.T) {

@@ -65,7 +65,10 @@ func loadLabInventory(tb testing.TB, l *lab.Lab) *inventory.Cluster {
 // the report and each host's transport statistics.
 func planConverged(ctx context.Context, c *inventory.Cluster, l *lab.Lab) (*provision.Report, map[string]transport.Stats) {
 	d := &countingDialer{SSHDialer: provision.SSHDialer{LookupEnv: labEnv(l)}}
-	rep := provision.Run(ctx, c, d, provision.Options{Mode: provision.ModePlan, Steps: hostprep.Steps()})
+	rep, err := provision.Run(ctx, c, d, provision.Options{Mode: provision.ModePlan, Steps: hostprep.Steps()})
+	if err != nil {
+		panic(err) // hostprep's step list is checked by a unit test
+	}
 	stats := map[string]transport.Stats{}
 	for name, conn := range d.conns {
 		stats[name] = conn.Stats()
