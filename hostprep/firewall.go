@@ -17,6 +17,14 @@ import (
 // cross-node pod traffic and NodePorts do not fail silently.
 type FirewallStep struct{}
 
+// firewallWork is what one change of FirewallStep needs: whether firewalld
+// was running when it is turned off (docker then needs a restart), or the
+// ports to open.
+type firewallWork struct {
+	WasActive bool
+	Ports     *portChange
+}
+
 // Name implements provision.Step.
 func (FirewallStep) Name() string { return "hostprep/firewall" }
 
@@ -35,14 +43,14 @@ func (FirewallStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 			shell.Value("ports_permanent", "firewall-cmd --permanent --list-ports || firewall-offline-cmd --list-ports"),
 			shell.Value("protocols_runtime", "firewall-cmd --list-protocols"),
 			shell.Value("protocols_permanent", "firewall-cmd --permanent --list-protocols || firewall-offline-cmd --list-protocols"),
-			`command -v ufw >/dev/null && ufw status | sed -n 's/^\([0-9:]*\/[a-z]*\) .*ALLOW.*/ufw_allow \1/p'`,
+			`if command -v ufw >/dev/null; then ufw status | sed -n 's/^\([0-9:]*\/[a-z]*\) .*ALLOW.*/ufw_allow \1/p'; fi`,
 		)
 	}
 	return strings.Join(lines, "\n")
 }
 
 // Diff implements provision.Step.
-func (FirewallStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (FirewallStep) Diff(in provision.Input) ([]provision.Planned[firewallWork], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -53,15 +61,15 @@ func (FirewallStep) Diff(in provision.Input) ([]provision.Change, error) {
 	ufwActive := st.Values["ufw"] == "Status: active"
 	switch in.Cluster.Hostprep.Firewall {
 	case "disable":
-		var changes []provision.Change
+		var changes []provision.Planned[firewallWork]
 		if installed && (active || enabled) {
-			changes = append(changes, provision.Change{Key: "firewalld",
+			changes = append(changes, provision.Planned[firewallWork]{Key: "firewalld",
 				Summary: "firewalld is " + describeUnit(active, enabled),
 				Action:  "systemctl disable --now firewalld (and restart docker if it runs: stopping firewalld flushes its iptables chains)",
-				Value:   active})
+				Data:   firewallWork{WasActive: active}})
 		}
 		if ufwActive {
-			changes = append(changes, provision.Change{Key: "ufw", Summary: "ufw is active", Action: "ufw disable"})
+			changes = append(changes, provision.Planned[firewallWork]{Key: "ufw", Summary: "ufw is active", Action: "ufw disable"})
 		}
 		return changes, nil
 	case "open-ports":
@@ -89,18 +97,18 @@ type portChange struct {
 	UFW       bool
 }
 
-func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, active, enabled, ufwActive bool) []provision.Change {
+func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, active, enabled, ufwActive bool) []provision.Planned[firewallWork] {
 	rules := rulesFor(h, c.Kubernetes.CNI)
-	var changes []provision.Change
+	var changes []provision.Planned[firewallWork]
 	add := func(key, where, portsKey, protosKey string, pc portChange) {
 		pc.Ports = missingItems(rules.Ports, strings.Fields(st.Values[portsKey]))
 		pc.Protocols = missingItems(rules.Protocols, strings.Fields(st.Values[protosKey]))
 		if len(pc.Ports)+len(pc.Protocols) == 0 {
 			return
 		}
-		changes = append(changes, provision.Change{Key: key,
+		changes = append(changes, provision.Planned[firewallWork]{Key: key,
 			Summary: fmt.Sprintf("firewalld does not let in %s", where+strings.Join(append(pc.Ports, pc.Protocols...), " ")),
-			Action:  "firewall-cmd --add-port/--add-protocol (no --reload: it would flush Docker's chains)", Value: pc})
+			Action:  "firewall-cmd --add-port/--add-protocol (no --reload: it would flush Docker's chains)", Data: firewallWork{Ports: &pc}})
 	}
 	if active {
 		add("runtime", "now: ", "ports_runtime", "protocols_runtime", portChange{})
@@ -116,8 +124,8 @@ func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, ac
 			}
 		}
 		if missing := missingItems(rules.Ports, allowed); len(missing) > 0 {
-			changes = append(changes, provision.Change{Key: "ufw", Summary: "ufw does not allow " + strings.Join(missing, " "),
-				Action: "ufw allow", Value: portChange{UFW: true, Ports: missing}})
+			changes = append(changes, provision.Planned[firewallWork]{Key: "ufw", Summary: "ufw does not allow " + strings.Join(missing, " "),
+				Action: "ufw allow", Data: firewallWork{Ports: &portChange{UFW: true, Ports: missing}}})
 		}
 	}
 	return changes
@@ -135,26 +143,25 @@ func missingItems(want, have []string) []string {
 
 // Apply implements provision.Step. Stopping firewalld only opens the host,
 // and adding ports never closes SSH, so the session kprep uses survives.
-func (FirewallStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (FirewallStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[firewallWork]) error {
 	for _, c := range changes {
 		var lines []string
 		switch c.Key {
 		case "firewalld":
 			lines = append(lines, "systemctl disable --now firewalld.service")
-			if wasActive, _ := c.Value.(bool); wasActive {
+			if c.Data.WasActive {
 				lines = append(lines, "if systemctl is-active --quiet docker.service; then systemctl restart docker.service; fi")
 			}
 		case "ufw":
-			pc, ok := c.Value.(portChange)
-			if !ok {
+			if c.Data.Ports == nil {
 				lines = append(lines, "ufw disable")
 				break
 			}
-			for _, p := range pc.Ports {
+			for _, p := range c.Data.Ports.Ports {
 				lines = append(lines, "ufw allow "+shell.Quote(strings.ReplaceAll(p, "-", ":")))
 			}
 		case "runtime", "permanent":
-			lines = append(lines, firewallCmds(c.Value.(portChange))...)
+			lines = append(lines, firewallCmds(*c.Data.Ports)...)
 		}
 		for _, line := range lines {
 			if _, err := t.Run(ctx, transport.Command{Line: line}); err != nil {

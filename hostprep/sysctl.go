@@ -196,7 +196,7 @@ func sysctlDropin(want map[string]string) string {
 // kprep's drop-in and sets a key otherwise is an error naming that file:
 // kprep does not edit files it does not own, and a value that flips back
 // at the next boot is worse than a failed run.
-func (SysctlStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (SysctlStep) Diff(in provision.Input) ([]provision.Planned[string], error) {
 	want := wantedSysctls(in.Cluster)
 	dropin, live, sets, err := parseSysctlState(in.State)
 	if err != nil {
@@ -210,14 +210,14 @@ func (SysctlStep) Diff(in provision.Input) ([]provision.Change, error) {
 		}
 		return nil, fmt.Errorf("%s", strings.Join(msgs, "\n"))
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[string]
 	content := sysctlDropin(want)
 	if dropin != content {
 		summary := sysctlFile + " is missing"
 		if dropin != "" {
 			summary = sysctlFile + " differs from what the inventory asks"
 		}
-		changes = append(changes, provision.Change{Key: "dropin", Summary: summary, Action: "write " + sysctlFile, Value: content})
+		changes = append(changes, provision.Planned[string]{Key: "dropin", Summary: summary, Action: "write " + sysctlFile, Data: content})
 	}
 	var wrong []string
 	for _, k := range sortedKeys(want) {
@@ -226,16 +226,16 @@ func (SysctlStep) Diff(in provision.Input) ([]provision.Change, error) {
 		}
 	}
 	if len(wrong) > 0 {
-		changes = append(changes, provision.Change{Key: "live", Summary: strings.Join(wrong, "; "), Action: "sysctl --system"})
+		changes = append(changes, provision.Planned[string]{Key: "live", Summary: strings.Join(wrong, "; "), Action: "sysctl --system"})
 	}
 	return changes, nil
 }
 
 // Apply implements provision.Step.
-func (SysctlStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (SysctlStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[string]) error {
 	for _, c := range changes {
 		if c.Key == "dropin" {
-			if err := t.WriteFile(ctx, sysctlFile, []byte(c.Value.(string)), transport.WriteOptions{Mode: 0o644}); err != nil {
+			if err := t.WriteFile(ctx, sysctlFile, []byte(c.Data), transport.WriteOptions{Mode: 0o644}); err != nil {
 				return err
 			}
 		}

@@ -57,6 +57,12 @@ type criDockerdInstall struct{ URL string }
 // criDockerdUnits are the unit files to write.
 type criDockerdUnits struct{ Service, Socket []byte }
 
+// criDockerdWork is what one change of CRIDockerdStep does.
+type criDockerdWork struct {
+	Install *criDockerdInstall
+	Units   *criDockerdUnits
+}
+
 // criDockerdURL fills the inventory's URL template for the host.
 func criDockerdURL(c *inventory.Cluster, arch string) string {
 	v := strings.TrimPrefix(c.Kubernetes.CRIDockerd.Version, "v")
@@ -64,24 +70,24 @@ func criDockerdURL(c *inventory.Cluster, arch string) string {
 }
 
 // Diff implements provision.Step.
-func (CRIDockerdStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (CRIDockerdStep) Diff(in provision.Input) ([]provision.Planned[criDockerdWork], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
 	}
 	want := strings.TrimPrefix(in.Cluster.Kubernetes.CRIDockerd.Version, "v")
 	url := criDockerdURL(in.Cluster, in.Facts.GoArch())
-	var changes []provision.Change
+	var changes []provision.Planned[criDockerdWork]
 	m := criDockerdVersion.FindStringSubmatch(st.Values["version"])
 	switch {
 	case m == nil:
-		changes = append(changes, provision.Change{Key: "binary",
+		changes = append(changes, provision.Planned[criDockerdWork]{Key: "binary",
 			Summary: fmt.Sprintf("cri-dockerd is not installed (want %s)", want),
-			Action:  "download " + url + " and install " + criDockerdBinary, Value: criDockerdInstall{url}})
+			Action:  "download " + url + " and install " + criDockerdBinary, Data: criDockerdWork{Install: &criDockerdInstall{url}}})
 	case !sameUpstream(m[1], want):
-		changes = append(changes, provision.Change{Key: "binary",
+		changes = append(changes, provision.Planned[criDockerdWork]{Key: "binary",
 			Summary: fmt.Sprintf("cri-dockerd %s is installed; the inventory pins %s", m[1], want),
-			Action:  "download " + url + " and replace " + criDockerdBinary, Value: criDockerdInstall{url}})
+			Action:  "download " + url + " and replace " + criDockerdBinary, Data: criDockerdWork{Install: &criDockerdInstall{url}}})
 	}
 	service, err := templates.Render("cri-docker.service", map[string]any{"SandboxImage": sandboxImage(in.Cluster)})
 	if err != nil {
@@ -98,9 +104,9 @@ func (CRIDockerdStep) Diff(in provision.Input) ([]provision.Change, error) {
 		if !st.HasFile("service") || len(haveService) == 0 {
 			summary = "cri-docker.service is missing"
 		}
-		changes = append(changes, provision.Change{Key: "units", Summary: summary,
+		changes = append(changes, provision.Planned[criDockerdWork]{Key: "units", Summary: summary,
 			Action: "write " + criDockerService + " and " + criDockerSocket + " (sandbox image " + sandboxImage(in.Cluster) + "); systemctl daemon-reload",
-			Value:  criDockerdUnits{Service: service, Socket: socket}})
+			Data:  criDockerdWork{Units: &criDockerdUnits{Service: service, Socket: socket}}})
 	}
 	return changes, nil
 }
@@ -125,15 +131,15 @@ func installCriDockerd(url string) string {
 }
 
 // Apply implements provision.Step.
-func (CRIDockerdStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (CRIDockerdStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[criDockerdWork]) error {
 	reload := false
 	for _, c := range changes {
-		switch v := c.Value.(type) {
-		case criDockerdInstall:
+		if v := c.Data.Install; v != nil {
 			if _, err := t.Run(ctx, transport.Command{Line: installCriDockerd(v.URL), Timeout: downloadTimeout}); err != nil {
 				return fmt.Errorf("install cri-dockerd from %s: %w", v.URL, err)
 			}
-		case criDockerdUnits:
+		}
+		if v := c.Data.Units; v != nil {
 			if err := t.WriteFile(ctx, criDockerService, v.Service, transport.WriteOptions{Mode: 0o644}); err != nil {
 				return err
 			}

@@ -15,10 +15,10 @@ func TestCRIDockerd(t *testing.T) {
 	if diff := cmp.Diff([]string{"cri-dockerd is not installed (want 0.3.16)", "cri-docker.service is missing"}, summariesOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
-	if u := changes[0].Value.(criDockerdInstall).URL; u != "https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.16/cri-dockerd-0.3.16.amd64.tgz" {
+	if u := changes[0].Data.Install.URL; u != "https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.16/cri-dockerd-0.3.16.amd64.tgz" {
 		t.Errorf("url %s", u)
 	}
-	units := changes[1].Value.(criDockerdUnits)
+	units := changes[1].Data.Units
 	if !strings.Contains(string(units.Service), "ExecStart=/usr/bin/cri-dockerd --container-runtime-endpoint fd:// --pod-infra-container-image=192.168.77.1:5000/google_containers/pause:3.10.1\n") {
 		t.Errorf("service:\n%s", units.Service)
 	}
@@ -31,7 +31,7 @@ func TestCRIDockerd(t *testing.T) {
 	if diff := cmp.Diff([]string{"cri-dockerd 0.3.16 is installed; the inventory pins 0.3.17"}, summariesOf(changes)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if u := changes[0].Value.(criDockerdInstall).URL; !strings.HasSuffix(u, "cri-dockerd-0.3.17.arm64.tgz") {
+	if u := changes[0].Data.Install.URL; !strings.HasSuffix(u, "cri-dockerd-0.3.17.arm64.tgz") {
 		t.Errorf("aarch64 url %s", u)
 	}
 	host := &fakeHost{}

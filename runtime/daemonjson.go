@@ -48,7 +48,7 @@ type daemonWrite struct {
 }
 
 // Diff implements provision.Step.
-func (DaemonJSONStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (DaemonJSONStep) Diff(in provision.Input) ([]provision.Planned[daemonWrite], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -78,8 +78,8 @@ func (DaemonJSONStep) Diff(in provision.Input) ([]provision.Change, error) {
 	if validate {
 		action += "; dockerd --validate first"
 	}
-	return []provision.Change{{Key: "daemon.json", Summary: summary, Action: action,
-		Value: daemonWrite{Content: encodeDaemonJSON(want), Validate: validate, Snapshot: loadedSnapshot(st, raw, exists)}}}, nil
+	return []provision.Planned[daemonWrite]{{Key: "daemon.json", Summary: summary, Action: action,
+		Data: daemonWrite{Content: encodeDaemonJSON(want), Validate: validate, Snapshot: loadedSnapshot(st, raw, exists)}}}, nil
 }
 
 // loadedSnapshot returns a record of the daemon.json the running dockerd
@@ -116,9 +116,9 @@ func hasHostFlag(execStart string) bool {
 const validateDaemonJSON = `mkdir -p /etc/docker && f=$(mktemp /etc/docker/.daemon.json.kprep-XXXXXX) && cat >"$f" && dockerd --validate --config-file "$f"; rc=$?; rm -f "$f"; exit $rc`
 
 // Apply implements provision.Step.
-func (DaemonJSONStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (DaemonJSONStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[daemonWrite]) error {
 	for _, c := range changes {
-		w := c.Value.(daemonWrite)
+		w := c.Data
 		if w.Validate {
 			if _, err := t.Run(ctx, transport.Command{Line: validateDaemonJSON, Stdin: w.Content}); err != nil {
 				return fmt.Errorf("dockerd --validate refused the new %s, which was not written: %w", daemonJSONPath, err)

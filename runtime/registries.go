@@ -123,7 +123,7 @@ type registryFile struct {
 func hostsPath(registry string) string { return containerdCertsDir + "/" + registry + "/hosts.toml" }
 
 // Diff implements provision.Step.
-func (RegistriesStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (RegistriesStep) Diff(in provision.Input) ([]provision.Planned[registryFile], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func (RegistriesStep) Diff(in provision.Input) ([]provision.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[registryFile]
 	for _, registry := range sortedKeys(want) {
 		cur, exists := st.File("hosts:" + registry)
 		if exists && string(cur) == want[registry] {
@@ -145,8 +145,8 @@ func (RegistriesStep) Diff(in provision.Input) ([]provision.Change, error) {
 		case exists:
 			summary = fmt.Sprintf("%s differs from the inventory", hostsPath(registry))
 		}
-		changes = append(changes, provision.Change{Key: "write", Summary: summary, Action: "write " + hostsPath(registry),
-			Value: registryFile{Registry: registry, Content: want[registry]}})
+		changes = append(changes, provision.Planned[registryFile]{Key: "write", Summary: summary, Action: "write " + hostsPath(registry),
+			Data: registryFile{Registry: registry, Content: want[registry]}})
 	}
 	var stale []string
 	for _, label := range st.FileLabels() {
@@ -160,17 +160,17 @@ func (RegistriesStep) Diff(in provision.Input) ([]provision.Change, error) {
 	}
 	sort.Strings(stale)
 	for _, registry := range stale {
-		changes = append(changes, provision.Change{Key: "remove",
+		changes = append(changes, provision.Planned[registryFile]{Key: "remove",
 			Summary: fmt.Sprintf("%s is kprep's, but the inventory no longer names %s", hostsPath(registry), registry),
-			Action:  "remove it", Value: registryFile{Registry: registry}})
+			Action:  "remove it", Data: registryFile{Registry: registry}})
 	}
 	return changes, nil
 }
 
 // Apply implements provision.Step.
-func (RegistriesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (RegistriesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[registryFile]) error {
 	for _, c := range changes {
-		f := c.Value.(registryFile)
+		f := c.Data
 		var err error
 		if c.Key == "write" {
 			err = t.WriteFile(ctx, hostsPath(f.Registry), []byte(f.Content), transport.WriteOptions{Mode: 0o644})
