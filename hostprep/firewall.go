@@ -66,7 +66,7 @@ func (FirewallStep) Diff(in provision.Input) ([]provision.Planned[firewallWork],
 			changes = append(changes, provision.Planned[firewallWork]{Key: "firewalld",
 				Summary: "firewalld is " + describeUnit(active, enabled),
 				Action:  "systemctl disable --now firewalld (and restart docker if it runs: stopping firewalld flushes its iptables chains)",
-				Data:   firewallWork{WasActive: active}})
+				Data:    firewallWork{WasActive: active}})
 		}
 		if ufwActive {
 			changes = append(changes, provision.Planned[firewallWork]{Key: "ufw", Summary: "ufw is active", Action: "ufw disable"})

@@ -98,7 +98,7 @@ func (SwapStep) Diff(in provision.Input) ([]provision.Planned[swapWork], error) 
 		changes = append(changes, provision.Planned[swapWork]{Key: "fstab",
 			Summary: "/etc/fstab turns swap on at boot: " + strings.Join(where, ", "),
 			Action:  "comment those lines out (backup in /etc/fstab.kprep-orig), systemctl daemon-reload",
-			Data:   swapWork{Fstab: commentSwapEntries(s.fstab)}})
+			Data:    swapWork{Fstab: commentSwapEntries(s.fstab)}})
 	}
 	var unmasked []string
 	for _, path := range swapDevices(s, entries) {

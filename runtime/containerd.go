@@ -75,7 +75,7 @@ func (ContainerdStep) Diff(in provision.Input) ([]provision.Planned[[]byte], err
 	return []provision.Planned[[]byte]{{Key: "config",
 		Summary: containerdConfigPath + ": " + strings.Join(reasons, "; "),
 		Action:  fmt.Sprintf("write %s (config version %d), checked with `containerd config dump` first", containerdConfigPath, configVersion(want)),
-		Data:   encodeContainerdConfig(want)}}, nil
+		Data:    encodeContainerdConfig(want)}}, nil
 }
 
 // checkContainerdConfig loads a candidate config.toml with the installed

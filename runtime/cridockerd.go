@@ -106,7 +106,7 @@ func (CRIDockerdStep) Diff(in provision.Input) ([]provision.Planned[criDockerdWo
 		}
 		changes = append(changes, provision.Planned[criDockerdWork]{Key: "units", Summary: summary,
 			Action: "write " + criDockerService + " and " + criDockerSocket + " (sandbox image " + sandboxImage(in.Cluster) + "); systemctl daemon-reload",
-			Data:  criDockerdWork{Units: &criDockerdUnits{Service: service, Socket: socket}}})
+			Data:   criDockerdWork{Units: &criDockerdUnits{Service: service, Socket: socket}}})
 	}
 	return changes, nil
 }

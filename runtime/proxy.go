@@ -73,7 +73,7 @@ func (ProxyStep) Diff(in provision.Input) ([]provision.Planned[proxyDropin], err
 			}
 			changes = append(changes, provision.Planned[proxyDropin]{Key: u, Summary: summary,
 				Action: fmt.Sprintf("write %s (%s); systemctl daemon-reload", path, describeProxy(env)),
-				Data:  proxyDropin{Path: path, Content: want}})
+				Data:   proxyDropin{Path: path, Content: want}})
 		case want == nil && exists && strings.HasPrefix(string(have), kprepMarker):
 			changes = append(changes, provision.Planned[proxyDropin]{Key: u,
 				Summary: "the inventory has no proxy, but " + u + ".service still has kprep's proxy drop-in",

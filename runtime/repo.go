@@ -83,7 +83,7 @@ func yumRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]prov
 		}
 		changes = append(changes, provision.Planned[repoWork]{Key: "yumrepo", Summary: summary,
 			Action: fmt.Sprintf("write %s (%s/linux/%s/%d/$basearch/stable)", yumRepoPath, dockerBaseURL(c), tree, release),
-			Data:  repoWork{File: &repoFile{yumRepoPath, want}}})
+			Data:   repoWork{File: &repoFile{yumRepoPath, want}}})
 	}
 	if vc, ok, err := vaultChange(c, f, st); err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func vaultChange(c *inventory.Cluster, f facts.Facts, st shell.State) (provision
 	}
 	return provision.Planned[repoWork]{Key: "vault", Summary: summary,
 		Action: fmt.Sprintf("point base, updates and extras at %s/%s7.9.2009/", url, prefix),
-		Data:  repoWork{File: &repoFile{centosBasePath, want}}}, true, nil
+		Data:   repoWork{File: &repoFile{centosBasePath, want}}}, true, nil
 }
 
 // usesRetiredCentOSMirrors reports whether an enabled line of a repo file
@@ -188,7 +188,7 @@ func aptRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]prov
 		}
 		changes = append(changes, provision.Planned[repoWork]{Key: "aptlist", Summary: summary,
 			Action: fmt.Sprintf("write %s (%s/linux/%s %s stable)", aptListPath, dockerBaseURL(c), distro, f.Codename),
-			Data:  repoWork{File: &repoFile{aptListPath, want}}})
+			Data:   repoWork{File: &repoFile{aptListPath, want}}})
 	}
 	// The key comes with the repo: a new repo may be signed by another key.
 	keyURL := dockerBaseURL(c) + "/linux/" + distro + "/gpg"
