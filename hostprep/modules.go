@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -56,7 +57,7 @@ func modulesConfWith(conf string, exists bool) (string, []string) {
 		}
 	}
 	if !exists {
-		conf = "# Written by kprep: kernel modules Kubernetes needs, loaded at boot.\n"
+		conf = hostfile.Header("kernel modules Kubernetes needs, loaded at boot.")
 	}
 	if len(missing) > 0 && conf != "" && !strings.HasSuffix(conf, "\n") {
 		conf += "\n"

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -80,7 +81,7 @@ func (ContainerdStep) Diff(in provision.Input) ([]provision.Planned[[]byte], err
 
 // checkContainerdConfig loads a candidate config.toml with the installed
 // containerd, from a temporary file beside the real one.
-const checkContainerdConfig = `mkdir -p /etc/containerd && f=$(mktemp /etc/containerd/.config.toml.kprep-XXXXXX) && cat >"$f" && containerd --config "$f" config dump >/dev/null; rc=$?; rm -f "$f"; exit $rc`
+var checkContainerdConfig = hostfile.CheckCandidate(containerdConfigPath, `containerd --config "$f" config dump >/dev/null`)
 
 // Apply implements provision.Step.
 func (ContainerdStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[[]byte]) error {

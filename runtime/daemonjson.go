@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -113,7 +114,7 @@ func hasHostFlag(execStart string) bool {
 
 // validateDaemonJSON checks a candidate daemon.json with the installed
 // dockerd, from a temporary file beside the real one.
-const validateDaemonJSON = `mkdir -p /etc/docker && f=$(mktemp /etc/docker/.daemon.json.kprep-XXXXXX) && cat >"$f" && dockerd --validate --config-file "$f"; rc=$?; rm -f "$f"; exit $rc`
+var validateDaemonJSON = hostfile.CheckCandidate(daemonJSONPath, `dockerd --validate --config-file "$f"`)
 
 // Apply implements provision.Step.
 func (DaemonJSONStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[daemonWrite]) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/coreos/go-systemd/v22/unit"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -74,7 +75,7 @@ func (ProxyStep) Diff(in provision.Input) ([]provision.Planned[proxyDropin], err
 			changes = append(changes, provision.Planned[proxyDropin]{Key: u, Summary: summary,
 				Action: fmt.Sprintf("write %s (%s); systemctl daemon-reload", path, describeProxy(env)),
 				Data:   proxyDropin{Path: path, Content: want}})
-		case want == nil && exists && strings.HasPrefix(string(have), kprepMarker):
+		case want == nil && exists && hostfile.Owned(have):
 			changes = append(changes, provision.Planned[proxyDropin]{Key: u,
 				Summary: "the inventory has no proxy, but " + u + ".service still has kprep's proxy drop-in",
 				Action:  "remove " + path + "; systemctl daemon-reload", Data: proxyDropin{Path: path}})
@@ -95,8 +96,8 @@ func proxyDropinContent(env [][2]string) []byte {
 	if err != nil {
 		panic("proxy drop-in: " + err.Error()) // Serialize reads from memory
 	}
-	header := kprepMarker + ": the proxy this service pulls images through. Edits are\n" +
-		"# overwritten; set docker.proxy in the inventory instead.\n"
+	header := hostfile.Header("the proxy this service pulls images through. Edits are",
+		"overwritten; set docker.proxy in the inventory instead.")
 	return append([]byte(header), body...)
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kprep/kprep/provision"
 	"github.com/kprep/kprep/provision/facts"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -93,10 +94,6 @@ func yumRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]prov
 	return changes, nil
 }
 
-// kprepMarker starts every file kprep writes whole, so a later run knows
-// the file is its own to rewrite or remove.
-const kprepMarker = "# Written by kprep"
-
 // vaultChange repoints CentOS 7's base repos at the vault when the stock
 // file still uses the retired mirrorlist.centos.org or mirror.centos.org,
 // or when kprep's own earlier version points at another vault.
@@ -123,7 +120,7 @@ func vaultChange(c *inventory.Cluster, f facts.Facts, st shell.State) (provision
 	switch {
 	case string(have) == string(want):
 		return provision.Planned[repoWork]{}, false, nil
-	case strings.HasPrefix(string(have), kprepMarker):
+	case hostfile.Owned(have):
 		summary = centosBasePath + " points at another vault than the inventory's"
 	case usesRetiredCentOSMirrors(string(have)):
 		summary = centosBasePath + " still uses mirrorlist.centos.org, which is gone since CentOS 7's end of life"
