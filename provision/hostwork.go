@@ -274,7 +274,8 @@ func (w *hostWork) finish(sr StepResult, start time.Time, st Status, err error) 
 	}
 	sr.Duration = w.run.now().Sub(start)
 	sr.DurationMs = sr.Duration.Milliseconds()
-	w.log = append(w.log, runLogStep{Name: sr.Name, Status: st, Changes: summaries(sr.Changes), Commands: sr.Commands, Error: sr.Error})
+	w.log = append(w.log, runLogStep{Name: sr.Name, Status: st, Start: start.UTC(), DurationMs: sr.DurationMs,
+		Changes: summaries(sr.Changes), Commands: sr.Commands, Error: sr.Error})
 	return sr
 }
 

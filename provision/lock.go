@@ -69,11 +69,15 @@ exec cat >>%[6]s`, StateDir, lockFile, token, lockBusyStatus, probe, runLogFile)
 
 // runLogStep is one step in a run log record.
 type runLogStep struct {
-	Name     string   `json:"name"`
-	Status   Status   `json:"status"`
-	Changes  []string `json:"changes,omitempty"`
-	Commands []string `json:"commands,omitempty"`
-	Error    string   `json:"error,omitempty"`
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	// Start and DurationMs say when the step ran, so the order of steps
+	// across hosts can be read from their run logs.
+	Start      time.Time `json:"start"`
+	DurationMs int64     `json:"durationMs"`
+	Changes    []string  `json:"changes,omitempty"`
+	Commands   []string  `json:"commands,omitempty"`
+	Error      string    `json:"error,omitempty"`
 }
 
 // runLogRecord is one line of /var/lib/kprep/run.log: what one run did on
