@@ -265,9 +265,6 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 		sr := w.stepInTurn(ctx, i, s, waited)
 		res.Steps = append(res.Steps, sr)
 		finished[s.Name()] = true
-		if sr.Status == StatusChanged {
-			r.changed[s.Name()].Add(1)
-		}
 		r.barriers.done(s.Name(), h.Name, sr.Status != StatusFailed)
 		r.observer.StepFinished(h.Name, sr)
 		if sr.Status == StatusFailed {

@@ -141,13 +141,6 @@ func (h *fakeHost) AddSecret(s string) {
 	h.secrets = append(h.secrets, s)
 }
 
-// commandLines returns every command the host ran.
-func (h *fakeHost) commandLines() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.commands...)
-}
-
 // lockingHost is a fakeHost that also holds the run lock and takes the run
 // log the way a real connection does (Starter).
 type lockingHost struct{ *fakeHost }

@@ -165,7 +165,12 @@ func (w *hostWork) stepInTurn(ctx context.Context, i int, s Step, stale bool) St
 			return w.finish(StepResult{Name: s.Name(), Changes: []Change{}}, w.run.now(), StatusFailed, err)
 		}
 	}
-	return w.step(ctx, i, s)
+	sr := w.step(ctx, i, s)
+	// Counted before the turn passes on, so the next host sees the change.
+	if sr.Status == StatusChanged {
+		w.run.changed[s.Name()].Add(1)
+	}
+	return sr
 }
 
 func (w *hostWork) input(s Step) Input {

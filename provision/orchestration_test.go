@@ -192,7 +192,10 @@ type serialStep struct {
 	serial bool
 	// arrive, when set, is a barrier every host's Apply waits at: with
 	// serial off it proves the hosts do overlap.
-	arrive  *sync.WaitGroup
+	arrive *sync.WaitGroup
+	// probed, when set, is waited for before the first change: every host
+	// has probed by then, so every later host's probe is stale.
+	probed  chan struct{}
 	inside  atomic.Int32
 	maxSeen atomic.Int32
 	order   eventLog
@@ -210,6 +213,9 @@ func (s *serialStep) Apply(ctx context.Context, t Target, in Input, changes []Ch
 		}
 	}
 	s.order.add(in.Host.Name)
+	if s.probed != nil {
+		<-s.probed
+	}
 	if s.arrive != nil {
 		s.arrive.Done()
 		s.arrive.Wait()
@@ -233,6 +239,16 @@ func TestSerialStepNeverOverlapsItself(t *testing.T) {
 		if !serial {
 			s.arrive = &sync.WaitGroup{}
 			s.arrive.Add(len(names))
+		} else {
+			s.probed = make(chan struct{})
+			var probes atomic.Int32
+			for _, h := range hosts {
+				h.onRun = func() {
+					if probes.Add(1) == int32(len(names)) {
+						close(s.probed) // the 4th command of the run is the last first probe
+					}
+				}
+			}
 		}
 		rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Steps: []Step{s}})
 		if rep.Failed() {
@@ -309,8 +325,7 @@ type panicStep struct{ keyStep }
 
 func (s *panicStep) Diff(in Input) ([]Change, error) {
 	if in.Host.Name == "b" {
-		var m map[string]int
-		m["boom"]++ // a nil map: the kind of bug a step can have
+		panic("boom")
 	}
 	return s.keyStep.Diff(in)
 }
@@ -330,7 +345,7 @@ func TestPanickingStepFailsAloneOnItsHost(t *testing.T) {
 			}
 		}
 		b := rep.Hosts[1]
-		if b.Steps[0].Status != StatusFailed || !strings.Contains(b.Steps[0].Error, "p/one.Diff panicked: assignment to entry in nil map") {
+		if b.Steps[0].Status != StatusFailed || !strings.Contains(b.Steps[0].Error, "p/one.Diff panicked: boom") {
 			t.Errorf("b: %s %q", b.Steps[0].Status, b.Steps[0].Error)
 		}
 		if hasStack := strings.Contains(b.Steps[0].Error, "goroutine "); hasStack != debug {
