@@ -83,7 +83,7 @@ func (v *validator) kubernetes() {
 	if strings.Contains(k.ImageRepository, "://") {
 		v.errorf("kubernetes.imageRepository", "%q must not have a scheme; write it like registry.k8s.io", clip(k.ImageRepository))
 	}
-	v.imageRef("kubernetes.sandboxImage", k.SandboxImage)
+	v.imageRef("kubernetes.sandboxImage", k.SandboxImage, "registry.k8s.io/pause:3.10.1")
 	v.criDockerd(&k.CRIDockerd)
 
 	const podPath, servicePath = "kubernetes.podSubnet", "kubernetes.serviceSubnet"
@@ -105,18 +105,12 @@ func (v *validator) kubernetes() {
 	v.noHostsIn(podPath, pods)
 	v.noHostsIn(servicePath, services)
 
-	cps := v.c.ControlPlanes()
-	switch ep := k.ControlPlaneEndpoint; {
-	case ep == "" && len(cps) > 1:
-		names := make([]string, len(cps))
-		for i, h := range cps {
-			names[i] = h.Name
-		}
-		v.errorf("kubernetes.controlPlaneEndpoint", "required when there is more than one control plane (%s); give the address of a load balancer or virtual IP in front of them, as host or host:port",
-			shortList(names, 5))
-	case ep != "" && !isEndpoint(ep):
-		v.errorf("kubernetes.controlPlaneEndpoint", "%q is not host or host:port", clip(ep))
-	}
+	v.apiEndpoint()
+	v.kubeProxy()
+	v.kubelet()
+	v.namespaces()
+	v.joinAndReady()
+	v.cniSettings()
 }
 
 // subnets parses a subnet field: one CIDR range, or an IPv4 and an IPv6 one
@@ -182,13 +176,13 @@ func (v *validator) shown(path string, value fmt.Stringer) string {
 
 // imageRef checks an optional image reference such as
 // registry.k8s.io/pause:3.10.1, which runtimes take without a scheme.
-func (v *validator) imageRef(path, ref string) {
+func (v *validator) imageRef(path, ref, example string) {
 	switch {
 	case ref == "":
 	case strings.Contains(ref, "://"):
-		v.errorf(path, "%q must not have a scheme; write it like registry.k8s.io/pause:3.10.1", clip(ref))
+		v.errorf(path, "%q must not have a scheme; write it like %s", clip(ref), example)
 	case strings.ContainsAny(ref, " \t\r\n\"'"):
-		v.errorf(path, "%q is not an image reference like registry.k8s.io/pause:3.10.1", clip(ref))
+		v.errorf(path, "%q is not an image reference like %s", clip(ref), example)
 	}
 }
 
@@ -211,4 +205,19 @@ func (v *validator) criDockerd(cd *CRIDockerd) {
 	if !isHTTPURL(filled) {
 		v.errorf("kubernetes.criDockerd.url", "%q is not an http:// or https:// URL", clip(cd.URL))
 	}
+	for _, arch := range slices.Sorted(maps.Keys(cd.SHA256)) {
+		p := fieldPath("kubernetes.criDockerd.sha256", arch)
+		switch sum := cd.SHA256[arch]; {
+		case arch != "amd64" && arch != "arm64":
+			hint := didYouMean(arch, []string{"amd64", "arm64"})
+			if goName := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[arch]; goName != "" {
+				hint = fmt.Sprintf("; did you mean %q?", goName)
+			}
+			v.errorf(p, "%q is not an architecture cri-dockerd ships; use amd64 or arm64%s", clip(arch), hint)
+		case !sha256Hex.MatchString(sum):
+			v.errorf(p, "%q is not a SHA-256: write the 64 hex digits sha256sum prints", clip(sum))
+		}
+	}
 }
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
