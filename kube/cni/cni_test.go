@@ -125,7 +125,7 @@ func container(t *testing.T, o object, name string) map[string]any {
 func TestFlannel(t *testing.T) {
 	tests := []struct {
 		name, kube, registry, network, ipv6, backend string
-		nftables                                       bool
+		nftables                                     bool
 	}{
 		{"defaults", "", "ghcr.io", "10.244.0.0/16", "", "vxlan", false},
 		{"the lab's registry and host-gw", "podSubnet: 10.200.0.0/16, flannel: {backend: host-gw, imageRegistry: 192.168.77.1:5000}",
