@@ -122,7 +122,7 @@ func (ck *checker) criDockerd() {
 	if !cd.LessThan(at(criDockerdNeedsDocker23)) && docker.LessThan(at("23.0")) {
 		ck.add("docker", Error,
 			fmt.Sprintf("cri-dockerd %s needs Docker 23 or later (API 1.42) and %s is %s", cd, from, docker),
-			fmt.Sprintf("raise docker.version to 23.0 or later, or set kubernetes.criDockerd.version to 0.3.11, the last for Docker 20.10 (and set its sha256)"))
+			"raise docker.version to 23.0 or later, or set kubernetes.criDockerd.version to 0.3.11, the last for Docker 20.10 (and set its sha256)")
 	}
 	if !docker.LessThan(at("29.0")) && cd.LessThan(at(docker29NeedsCRIDockerd)) {
 		ck.add("cri-dockerd", Error,
