@@ -144,9 +144,6 @@ func TestLoadGoodFiles(t *testing.T) {
 			if diff := cmp.Diff(wantKube, got); diff != "" {
 				t.Errorf("kube phase settings (-want +got):\n%s", diff)
 			}
-			if sum := c.Kubernetes.CRIDockerd.SHA256["amd64"]; len(sum) != 64 {
-				t.Errorf("criDockerd.sha256.amd64 = %q", sum)
-			}
 			wantCP1Node := Host{Name: "cp1", Labels: map[string]string{"example.com/rack": "r1"},
 				Taints: []Taint{{Key: "example.com/maintenance", Effect: "PreferNoSchedule"}}}
 			if diff := cmp.Diff(wantCP1Node, *cp1, cmpopts.IgnoreFields(Host{}, "Address", "Roles", "SSH", "Connection")); diff != "" {
@@ -317,9 +314,7 @@ func TestLoadBadFiles(t *testing.T) {
 			`23:22: kubernetes.flannel.backend: "udp" is not one of vxlan, host-gw`,
 			`23:42: kubernetes.flannel.imageRegistry: "https://ghcr.io" must not have a scheme; write it like registry.example.com:5000`,
 			`24:27: kubernetes.calico.encapsulation: "vxlan" is not one of VXLAN, VXLANCrossSubnet, IPIP, IPIPCrossSubnet, None; did you mean "VXLAN"?`,
-			`24:49: kubernetes.calico.imageRegistry: "quay io" is not a registry like registry.example.com:5000 or registry.example.com/mirror`,
-			`25:33: kubernetes.criDockerd.sha256.x86_64: "x86_64" is not an architecture cri-dockerd ships; use amd64 or arm64; did you mean "amd64"?`,
-			`25:45: kubernetes.criDockerd.sha256.arm64: "not-hex" is not a SHA-256: write the 64 hex digits sha256sum prints`}},
+			`24:49: kubernetes.calico.imageRegistry: "quay io" is not a registry like registry.example.com:5000 or registry.example.com/mirror`}},
 		{"local_endpoint_with_lb.yaml", []string{
 			`10:3: kubernetes.localEndpoint: is used only when controlPlaneEndpoint is empty (kprep's local mode); with a load balancer in controlPlaneEndpoint, remove it`}},
 		{"numeric_log_opt.yaml", []string{

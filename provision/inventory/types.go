@@ -252,8 +252,4 @@ type CRIDockerd struct {
 	// URL is the tarball's address; {version} and {arch} (amd64, arm64)
 	// are filled in per host.
 	URL string `yaml:"url"`
-	// SHA256 is the tarball's SHA-256 per architecture (amd64, arm64).
-	// kprep knows the sums of its default version; another version needs
-	// them here.
-	SHA256 map[string]string `yaml:"sha256"`
 }

@@ -205,19 +205,4 @@ func (v *validator) criDockerd(cd *CRIDockerd) {
 	if !isHTTPURL(filled) {
 		v.errorf("kubernetes.criDockerd.url", "%q is not an http:// or https:// URL", clip(cd.URL))
 	}
-	for _, arch := range slices.Sorted(maps.Keys(cd.SHA256)) {
-		p := fieldPath("kubernetes.criDockerd.sha256", arch)
-		switch sum := cd.SHA256[arch]; {
-		case arch != "amd64" && arch != "arm64":
-			hint := didYouMean(arch, []string{"amd64", "arm64"})
-			if goName := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[arch]; goName != "" {
-				hint = fmt.Sprintf("; did you mean %q?", goName)
-			}
-			v.errorf(p, "%q is not an architecture cri-dockerd ships; use amd64 or arm64%s", clip(arch), hint)
-		case !sha256Hex.MatchString(sum):
-			v.errorf(p, "%q is not a SHA-256: write the 64 hex digits sha256sum prints", clip(sum))
-		}
-	}
 }
-
-var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
