@@ -164,6 +164,8 @@ func (v *validator) hosts() {
 			}
 		}
 		v.roles(p+".roles", h.Roles)
+		v.nodeLabels(p+".labels", h.Labels)
+		v.taints(p, h)
 		if h.SSH != nil {
 			v.sshBlock(p+".ssh", h.SSH, true)
 		}
