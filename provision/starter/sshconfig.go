@@ -69,7 +69,7 @@ func parseSSHConfig(out []byte) ([]sshEntry, error) {
 	}
 	for _, e := range entries {
 		if e.HostName == "" {
-			return nil, fmt.Errorf("Host %s has no HostName", e.Host)
+			return nil, fmt.Errorf("the Host %s block has no HostName", e.Host)
 		}
 	}
 	return entries, nil

@@ -14,14 +14,17 @@ import (
 
 // cloudInitScript installs Debian's cloud-init into the lab's root file
 // system, reading only its NoCloud seed and leaving the network as docker
-// sets it up.
+// sets it up; and en_US.UTF-8 generated, as cloud images have it
+// (cloud-init's locale module sets it with update-locale at first boot).
 const cloudInitScript = `set -eu
 export DEBIAN_FRONTEND=noninteractive
 printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 chmod 755 /usr/sbin/policy-rc.d
 echo "deb $DEBIAN_MIRROR bookworm main" >/etc/apt/sources.list
 apt-get update -q
-apt-get install -y -q --no-install-recommends cloud-init
+apt-get install -y -q --no-install-recommends cloud-init locales
+sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen
+locale-gen
 apt-get clean
 rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d
 : >/etc/apt/sources.list

@@ -144,13 +144,18 @@ func TestVagrantLab(t *testing.T) {
 	})
 	rep := runKprep(t, l, 0, "apply", "-i", applyInv, "--phase", "hostprep", "--phase", "runtime")
 	rep.requireNoFailures(t)
-	for _, h := range doc.Hosts {
+	for i, h := range doc.Hosts {
 		if s := rep.step(t, h.Name, "runtime/packages"); s.Status != "changed" {
 			t.Errorf("%s runtime/packages: %s, want changed (docker-ce installed)", h.Name, s.Status)
 		}
-		out := vagrant("ssh", h.Name, "-c", "sudo docker version --format '{{.Server.Version}}'; hostname; grep -c "+h.Address+" /etc/hosts")
-		if !strings.Contains(out, lab.DockerVersion) || !strings.Contains(out, h.Name) {
-			t.Errorf("%s after apply:\n%s", h.Name, out)
+		// The package the inventory pins (the lab's docker-ce packages
+		// Debian's dockerd under Docker CE's names), running; the hostname
+		// set; /etc/hosts naming the other node by its private address.
+		other := doc.Hosts[1-i]
+		out := vagrant("ssh", h.Name, "-c", "dpkg-query -W -f '${Version}\\n' docker-ce; sudo systemctl is-active docker; hostname; getent hosts "+other.Name)
+		if !strings.Contains(out, lab.DockerVersion) || !strings.Contains(out, "\nactive\n") || !strings.Contains(out, "\n"+h.Name+"\n") ||
+			!strings.Contains(out, other.Address) {
+			t.Errorf("%s after apply (want docker-ce %s, docker active, hostname %s, %s at %s):\n%s", h.Name, lab.DockerVersion, h.Name, other.Name, other.Address, out)
 		}
 	}
 	again := runKprep(t, l, 0, "apply", "-i", applyInv, "--phase", "hostprep", "--phase", "runtime")
@@ -202,6 +207,10 @@ func startDockerd(t *testing.T) dockerd {
 			t.Errorf("dockerd did not stop in 60 s; killed")
 		}
 		logFile.Close()
+		// dockerd leaves its bridge behind; nothing else here uses it.
+		if out, err := exec.Command("ip", "link", "del", "docker0").CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find device") {
+			t.Errorf("remove dockerd's bridge docker0: %v\n%s", err, out)
+		}
 	})
 	d := dockerd{env: []string{"DOCKER_HOST=unix://" + sock}}
 	waitFor(t, "dockerd to answer", func() bool {
