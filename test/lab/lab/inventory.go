@@ -7,15 +7,18 @@ import (
 	"path/filepath"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kprep/kprep/provision/starter"
 )
 
 // What the lab's inventory asks kprep to install, from the lab's mirror.
 const (
 	inventoryFileName = "cluster.yaml"
-	// DockerVersion is the pinned Docker CE version of the inventory.
-	DockerVersion = "24.0.9"
-	// KubernetesVersion is the inventory's Kubernetes version.
-	KubernetesVersion = "1.34.4"
+	// DockerVersion is the pinned Docker CE version of the inventory: the
+	// one `kprep init` writes, so what init offers is what the lab proves.
+	DockerVersion = starter.DockerVersion
+	// KubernetesVersion is the inventory's Kubernetes version, as init's.
+	KubernetesVersion = starter.KubernetesVersion
 )
 
 // The inventory's shape (see design/contract.md): the lab writes only the
