@@ -54,7 +54,7 @@ func startMirror(ctx context.Context, st *state, tree *mirror.Tree) (Proc, error
 	if err != nil {
 		return Proc{}, fmt.Errorf("find this program to run the mirror server: %w", err)
 	}
-	addr := fmt.Sprintf("%s:%d", BridgeAddr, MirrorPort)
+	addr := st.Instance.MirrorAddr()
 	argv := []string{exe, helperArg, "--state", st.StateDir, "--root", tree.Root, "--addr", addr}
 	logPath := filepath.Join(st.StateDir, "mirror.log")
 	p, err := startDetached(argv, []string{helperEnv + "=1"}, logPath)
@@ -70,7 +70,7 @@ func startMirror(ctx context.Context, st *state, tree *mirror.Tree) (Proc, error
 // startRegistry runs Debian's docker-registry on the bridge address with
 // its data in the state folder, and pushes the mirror's images into it.
 func startRegistry(ctx context.Context, st *state, tree *mirror.Tree) (Proc, error) {
-	addr := fmt.Sprintf("%s:%d", BridgeAddr, RegistryPort)
+	addr := st.Instance.RegistryAddr()
 	dir := filepath.Join(st.StateDir, "registry")
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return Proc{}, err

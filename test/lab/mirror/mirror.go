@@ -14,13 +14,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
-// DefaultCacheDir is where the lab keeps the mirror's artifacts.
-const DefaultCacheDir = "/var/cache/kprep-lab"
-
-// DefaultRegistryAddr is the lab registry's address on the lab bridge.
-const DefaultRegistryAddr = "192.168.77.1:5000"
+// DefaultCacheDir is where the lab keeps the mirror's artifacts, shared by
+// every lab instance.
+const DefaultCacheDir = instance.CacheDir
 
 // Options says where the mirror's artifacts are cached and where progress goes.
 type Options struct {
@@ -31,7 +31,8 @@ type Options struct {
 	// GOARCH is the hosts' architecture: amd64 (default: the machine's) or arm64.
 	GOARCH string
 	// RegistryAddr is the lab registry's host:port, written into the image
-	// archives' tags (default DefaultRegistryAddr).
+	// archives' tags; empty means the registry of the lab instance
+	// KPREP_LAB_ID names (192.168.77.1:5000 for 0).
 	RegistryAddr string
 	// KubeBuildDir is the test/kubebuild module; empty finds it from the
 	// working folder.
@@ -76,7 +77,11 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 		o.GOARCH = runtime.GOARCH
 	}
 	if o.RegistryAddr == "" {
-		o.RegistryAddr = DefaultRegistryAddr
+		id, err := instance.FromEnv()
+		if err != nil {
+			return nil, err
+		}
+		o.RegistryAddr = id.RegistryAddr()
 	}
 	a, err := archFor(o.GOARCH)
 	if err != nil {
