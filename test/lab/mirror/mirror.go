@@ -144,6 +144,11 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 		return nil, err
 	}
 
+	for _, dir := range []string{root, kubeDir} {
+		if err := HoldInUse(dir); err != nil {
+			return nil, err
+		}
+	}
 	used := append(plan.packageEntries(), filepath.Base(root))
 	for _, sub := range []string{"packages", "tree"} {
 		prune(r, filepath.Join(cacheDir, sub), []string{a.Go + "-", a.RPM + "-", a.Deb + "-"}, used)
@@ -173,7 +178,8 @@ func lockCache(dir string) (func(), error) {
 // prune removes cache entries in dir that this build did not use, among
 // those whose names start with one of prefixes (or end with suffix): the
 // entries of older recipes for this architecture, and half-built entries of
-// killed runs. Other architectures' entries stay.
+// killed runs. Other architectures' entries stay, and so do entries another
+// process holds in use (HoldInUse).
 func prune(r *runner, dir string, prefixes, used []string, suffix ...string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -194,6 +200,10 @@ func prune(r *runner, dir string, prefixes, used []string, suffix ...string) {
 		}
 		for _, s := range suffix {
 			mine = mine || strings.HasSuffix(name, s)
+		}
+		if mine && inUse(filepath.Join(dir, name)) {
+			r.logf("keeping the old cache entry %s: a running lab uses it", filepath.Join(dir, name))
+			continue
 		}
 		if mine {
 			r.logf("removing the old cache entry %s", filepath.Join(dir, name))
