@@ -95,11 +95,19 @@ func (f sharedSysctls) releaseSysctls(id instance.ID, old []sysctlChange) error 
 
 func (f sharedSysctls) release(rec *sysctlRecord, id instance.ID, old []sysctlChange) error {
 	rec.Holders = slices.DeleteFunc(rec.Holders, func(h instance.ID) bool { return h == id })
+	for _, c := range old {
+		if !slices.ContainsFunc(rec.Changes, func(r sysctlChange) bool { return r.Path == c.Path }) {
+			rec.Changes = append(rec.Changes, c)
+		}
+	}
 	others := slices.DeleteFunc(f.labsUp(), func(h instance.ID) bool { return h == id })
 	if len(rec.Holders) > 0 || len(others) > 0 {
-		return f.save(rec)
+		if len(rec.Holders) > 0 || len(rec.Changes) > 0 {
+			return f.save(rec) // for the last lab's down to restore
+		}
+		return f.remove() // nothing to restore: the other labs raised it
 	}
-	for _, c := range append(rec.Changes, old...) {
+	for _, c := range rec.Changes {
 		b, err := os.ReadFile(c.Path)
 		if err != nil || strings.TrimSpace(string(b)) != c.Set {
 			continue
@@ -108,9 +116,15 @@ func (f sharedSysctls) release(rec *sysctlRecord, id instance.ID, old []sysctlCh
 			return fmt.Errorf("restore %s to %s: %w", c.Path, c.Original, err)
 		}
 	}
+	return f.remove()
+}
+
+// remove deletes the record, and its folder once empty.
+func (f sharedSysctls) remove() error {
 	if err := os.Remove(f.record); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	_ = os.Remove(filepath.Dir(f.record)) // fails while not empty: fine
 	return nil
 }
 

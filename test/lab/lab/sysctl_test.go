@@ -119,3 +119,51 @@ func TestSysctlsFromAnOldStateRecord(t *testing.T) {
 		t.Errorf("the old record's change was not restored: %s", got)
 	}
 }
+
+func TestSysctlsRaisedByAnotherLabLeaveNoRecord(t *testing.T) {
+	// Lab 0 (older code, no record) raised the limit before lab 5 came up.
+	bridges := []instance.ID{0}
+	s, value := fakeSysctls(t, &bridges)
+	if err := os.WriteFile(s.limits[0].path, []byte("8192\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.raiseSysctls(5); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.releaseSysctls(5, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(); got != "8192" {
+		t.Errorf("lab 5's down changed lab 0's limit to %s", got)
+	}
+	if _, err := os.Stat(s.record); !os.IsNotExist(err) {
+		t.Errorf("a record with nothing to restore is left: %v", err)
+	}
+}
+
+func TestSysctlsOfAnOldStateRecordWaitForTheLastLab(t *testing.T) {
+	// Lab 0's state from before instances lists its change; lab 6 is up
+	// when lab 0 goes down, so lab 6's down restores it.
+	bridges := []instance.ID{6}
+	s, value := fakeSysctls(t, &bridges)
+	if err := os.WriteFile(s.limits[0].path, []byte("8192\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.raiseSysctls(6); err != nil {
+		t.Fatal(err)
+	}
+	old := []sysctlChange{{Path: s.limits[0].path, Original: "128", Set: "8192"}}
+	if err := s.releaseSysctls(0, old); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(); got != "8192" {
+		t.Fatalf("lab 0's down lowered the limit to %s while lab 6 is up", got)
+	}
+	bridges = nil
+	if err := s.releaseSysctls(6, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(); got != "128" {
+		t.Errorf("the last down left the limit at %s, want 128", got)
+	}
+}
