@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kprep/kprep/provision/starter"
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
 // What the lab's inventory asks kprep to install, from the lab's mirror.
@@ -74,9 +75,9 @@ func (q quoted) MarshalYAML() (any, error) {
 }
 
 // inventoryYAML renders the inventory for the lab's hosts.
-func inventoryYAML(stateDir string, hosts []hostState) ([]byte, error) {
-	mirror := fmt.Sprintf("http://%s:%d", BridgeAddr, MirrorPort)
-	registry := fmt.Sprintf("%s:%d", BridgeAddr, RegistryPort)
+func inventoryYAML(id instance.ID, stateDir string, hosts []hostState) ([]byte, error) {
+	mirror := id.MirrorURL()
+	registry := id.RegistryAddr()
 	c := invCluster{
 		APIVersion: "kprep/v1",
 		Kind:       "Cluster",
@@ -135,8 +136,8 @@ func exportHint(stateDir string) string {
 }
 
 // writeInventory writes the inventory into the state folder.
-func writeInventory(stateDir string, hosts []hostState) (string, error) {
-	data, err := inventoryYAML(stateDir, hosts)
+func writeInventory(id instance.ID, stateDir string, hosts []hostState) (string, error) {
+	data, err := inventoryYAML(id, stateDir, hosts)
 	if err != nil {
 		return "", err
 	}
