@@ -96,7 +96,8 @@ func checkPrepared(t *testing.T, l *lab.Lab, h lab.Host) {
 	if got := sh("grep -v '^#' /etc/modules-load.d/k8s.conf"); got != "overlay\nbr_netfilter" {
 		t.Errorf("%s modules: %q", h.Name, got)
 	}
-	if got := sh("hostname; grep -c '^192.168.77.1[1-4] lab[1-4]$' /etc/hosts"); got != h.Name+"\n4" {
+	prefix := h.Address[:strings.LastIndex(h.Address, ".")+1] // the lab instance's subnet
+	if got := sh("hostname; grep -c '^" + strings.ReplaceAll(prefix, ".", "[.]") + "1[1-4] lab[1-4]$' /etc/hosts"); got != h.Name+"\n4" {
 		t.Errorf("%s hostname and /etc/hosts: %q", h.Name, got)
 	}
 }
