@@ -175,15 +175,18 @@ func checkMachine(o Options) error {
 // each personality's layer and, unless NoMirror, the mirror, side by side.
 // It returns each personality's overlay lower folders, top first.
 func buildImages(ctx context.Context, o Options, log *logger) (map[string][]string, *mirror.Tree, error) {
-	unlock, err := lockCache(o.CacheDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer unlock()
 	layers := map[string][]string{}
 	var tree *mirror.Tree
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
+		// The root file systems' lock covers their build only: the mirror
+		// locks its own entries, so a long mirror build (another
+		// architecture, a new recipe) never holds up another lab's hosts.
+		unlock, err := lockCache(o.CacheDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		base, key, err := buildBase(gctx, o, log)
 		if err != nil {
 			return err
