@@ -102,7 +102,7 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	// cache-wide lock, held only that long. Everything else is per
 	// architecture, so an arm64 build that takes an hour under emulation
 	// never holds up an amd64 lab.
-	unlockShared, err := lockCache(cacheDir, ".lock")
+	unlockShared, err := lockCache(cacheDir, ".lock-keys")
 	if err != nil {
 		return nil, err
 	}
