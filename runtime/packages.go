@@ -51,7 +51,7 @@ type pkgChange struct {
 }
 
 // Diff implements provision.Step.
-func (PackagesStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (PackagesStep) Diff(in provision.Input) ([]provision.Planned[pkgChange], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func (PackagesStep) Diff(in provision.Input) ([]provision.Change, error) {
 	}
 	installed := parseInstalled(st.Lines, in.Facts.Family)
 	wantVersion := in.Cluster.Docker.Version
-	var changes []provision.Change
+	var changes []provision.Planned[pkgChange]
 	for _, name := range dockerPackages {
 		want := ""
 		if pinned(name) {
@@ -80,27 +80,27 @@ func (PackagesStep) Diff(in provision.Input) ([]provision.Change, error) {
 				what = name + " " + want
 				summary += " (the inventory pins " + want + ")"
 			}
-			changes = append(changes, provision.Change{Key: name, Summary: summary,
-				Action: tool + " install " + what, Value: pkgChange{Name: name, Want: want}})
+			changes = append(changes, provision.Planned[pkgChange]{Key: name, Summary: summary,
+				Action: tool + " install " + what, Data: pkgChange{Name: name, Want: want}})
 		case want != "" && !sameVersion(have.Version, want):
 			pc := pkgChange{Name: name, Want: want, Have: have.Version, Downgrade: !newer(want, have.Version)}
 			verb := "upgrade"
 			if pc.Downgrade {
 				verb = "downgrade"
 			}
-			changes = append(changes, provision.Change{Key: name,
+			changes = append(changes, provision.Planned[pkgChange]{Key: name,
 				Summary: fmt.Sprintf("%s %s is installed; the inventory pins %s (%s)", name, upstreamVersion(have.Version), want, verb),
-				Action:  fmt.Sprintf("%s %s %s to %s", tool, verb, name, want), Value: pc})
+				Action:  fmt.Sprintf("%s %s %s to %s", tool, verb, name, want), Data: pc})
 		}
 	}
 	return changes, nil
 }
 
 // Apply implements provision.Step.
-func (PackagesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (PackagesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[pkgChange]) error {
 	var pcs []pkgChange
 	for _, c := range changes {
-		pcs = append(pcs, c.Value.(pkgChange))
+		pcs = append(pcs, c.Data)
 	}
 	if in.Facts.Family == facts.FamilyDebian {
 		return aptInstall(ctx, t, in, pcs)

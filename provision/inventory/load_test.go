@@ -331,7 +331,9 @@ func TestLoadBadFiles(t *testing.T) {
 			`7:38: docker.centos7Vault.url: "vault.centos.org" is not an http:// or https:// URL`,
 			`10:17: kubernetes.sandboxImage: "docker://registry.k8s.io/pause:3.10" must not have a scheme; write it like registry.k8s.io/pause:3.10.1`,
 			`11:25: kubernetes.criDockerd.version: "0.3" is not a full version; write it like "0.3.16"`,
-			`11:37: kubernetes.criDockerd.url: {os} is not a placeholder kprep fills in; use {version} and {arch}`}},
+			`11:37: kubernetes.criDockerd.url: {os} is not a placeholder kprep fills in; use {version} and {arch}`,
+			`11:97: kubernetes.criDockerd.sha256.amd64: "sha256:abc" is not a SHA-256: want 64 hexadecimal digits`,
+			`11:118: kubernetes.criDockerd.sha256.riscv: "riscv" is not an architecture cri-dockerd is released for; use amd64 or arm64`}},
 		{"bad_settings.yaml", []string{
 			`10:28: hostprep.sysctl["net.ipv4 ip_forward"]: "net.ipv4 ip_forward" is not a sysctl key like net.ipv4.ip_forward`,
 			`11:20: hostprep.sysctl["vm.swappiness"]: needs a value`,

@@ -252,4 +252,8 @@ type CRIDockerd struct {
 	// URL is the tarball's address; {version} and {arch} (amd64, arm64)
 	// are filled in per host.
 	URL string `yaml:"url"`
+	// SHA256 is the tarball's SHA-256 per architecture (amd64, arm64), for
+	// a version whose sums kprep does not know; a download that does not
+	// match is never installed.
+	SHA256 map[string]string `yaml:"sha256"`
 }

@@ -195,6 +195,15 @@ func (v *validator) criDockerd(cd *CRIDockerd) {
 	if !isVersion(cd.Version, 3) {
 		v.errorf("kubernetes.criDockerd.version", `%q is not a full version; write it like "0.3.16"`, clip(cd.Version))
 	}
+	for _, arch := range slices.Sorted(maps.Keys(cd.SHA256)) {
+		field := fieldPath("kubernetes.criDockerd.sha256", arch)
+		if arch != "amd64" && arch != "arm64" {
+			v.errorf(field, "%q is not an architecture cri-dockerd is released for; use amd64 or arm64", clip(arch))
+		}
+		if !sha256Hex.MatchString(cd.SHA256[arch]) {
+			v.errorf(field, "%q is not a SHA-256: want 64 hexadecimal digits", clip(cd.SHA256[arch]))
+		}
+	}
 	for _, p := range criDockerdPlaceholder.FindAllString(cd.URL, -1) {
 		if p != "{version}" && p != "{arch}" {
 			v.errorf("kubernetes.criDockerd.url", "%s is not a placeholder kprep fills in; use {version} and {arch}", p)
@@ -206,3 +215,6 @@ func (v *validator) criDockerd(cd *CRIDockerd) {
 		v.errorf("kubernetes.criDockerd.url", "%q is not an http:// or https:// URL", clip(cd.URL))
 	}
 }
+
+// sha256Hex is a SHA-256 written as sha256sum prints it.
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)

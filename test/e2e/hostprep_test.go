@@ -354,4 +354,34 @@ func TestHostprepOpenPorts(t *testing.T) {
 	}
 	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
 	runKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
+
+	// A port the user opened stays; what kprep opened and no longer needs
+	// goes. lab1 stops being a control plane and the CNI becomes flannel:
+	// its control-plane and Calico ports close, 9100/tcp (the user's) stays.
+	hostSh(t, l, "lab1", "firewall-cmd --add-port=9100/tcp && firewall-cmd --permanent --add-port=9100/tcp")
+	inv = editInventory(t, l, func(doc map[string]any) {
+		doc["hostprep"] = map[string]any{"firewall": "open-ports"}
+		k, _ := doc["kubernetes"].(map[string]any)
+		k["cni"] = "flannel"
+		for _, h := range doc["hosts"].([]any) {
+			if h := h.(map[string]any); h["name"] == "lab1" {
+				h["roles"] = []any{"worker"}
+			}
+		}
+	})
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
+	got := hostSh(t, l, "lab1", "firewall-cmd --list-ports; firewall-cmd --permanent --list-ports; firewall-cmd --list-protocols; firewall-cmd --permanent --list-protocols")
+	lines := strings.Split(got, "\n")
+	wantNow := "10250/tcp 10256/tcp 30000-32767/tcp 8472/udp 9100/tcp"
+	for i, where := range []string{"now", "at boot"} {
+		have := strings.Fields(lines[i])
+		sort.Strings(have)
+		if strings.Join(have, " ") != wantNow {
+			t.Errorf("lab1 ports %s after the role change: %v, want %s", where, have, wantNow)
+		}
+		if len(lines) > 2+i && lines[2+i] != "" {
+			t.Errorf("lab1 protocols %s: %q, want none (ipip was Calico's, opened by kprep)", where, lines[2+i])
+		}
+	}
+	runKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
 }
