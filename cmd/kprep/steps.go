@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/kprep/kprep/hostprep"
+	"github.com/kprep/kprep/kube"
 	"github.com/kprep/kprep/provision"
 	"github.com/kprep/kprep/runtime"
 )
@@ -17,6 +18,7 @@ type phase struct {
 var phases = []phase{
 	{name: "hostprep", steps: hostprep.Steps},
 	{name: "runtime", steps: runtime.Steps},
+	{name: "kube", steps: kube.Steps},
 }
 
 func knownPhase(name string) bool {
