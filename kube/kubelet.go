@@ -33,9 +33,8 @@ import (
 // running (before kubeadm has configured it) is left to kubeadm to start.
 type KubeletStep struct{}
 
-// Files the kubelet step reads or writes.
+// Files the kubelet step reads or writes besides kubeletConfig.
 const (
-	kubeletConfigPath   = "/var/lib/kubelet/config.yaml"
 	kubeadmFlagsPath    = "/var/lib/kubelet/kubeadm-flags.env"
 	kubeletInstancePath = "/var/lib/kubelet/instance-config.yaml"
 	// kubeletCgroupDriver matches the runtime steps' SystemdCgroup and
@@ -60,7 +59,7 @@ func (KubeletStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	return strings.Join([]string{
 		shell.File("sysconfig", "/etc/sysconfig/kubelet"),
 		shell.File("default", "/etc/default/kubelet"),
-		shell.File("config", kubeletConfigPath),
+		shell.File("config", kubeletConfig),
 		shell.File("flags", kubeadmFlagsPath),
 		shell.File("instance", kubeletInstancePath),
 		shell.Value("active", "systemctl is-active kubelet"),
@@ -112,13 +111,13 @@ func (KubeletStep) Diff(in provision.Input) ([]provision.Planned[kubeletWork], e
 	if config, ok := st.File("config"); ok {
 		fixed, driver, err := withCgroupDriver(config, kubeletCgroupDriver)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", kubeletConfigPath, err)
+			return nil, fmt.Errorf("%s: %w", kubeletConfig, err)
 		}
 		if fixed != nil {
 			changes = append(changes, provision.Planned[kubeletWork]{Key: "cgroupDriver",
-				Summary: fmt.Sprintf("%s sets cgroupDriver %q; the runtime uses %s", kubeletConfigPath, driver, kubeletCgroupDriver),
-				Action:  fmt.Sprintf("set cgroupDriver: %s in %s, restart the kubelet", kubeletCgroupDriver, kubeletConfigPath),
-				Data:    kubeletWork{Path: kubeletConfigPath, Content: fixed, Restart: running}})
+				Summary: fmt.Sprintf("%s sets cgroupDriver %q; the runtime uses %s", kubeletConfig, driver, kubeletCgroupDriver),
+				Action:  fmt.Sprintf("set cgroupDriver: %s in %s, restart the kubelet", kubeletCgroupDriver, kubeletConfig),
+				Data:    kubeletWork{Path: kubeletConfig, Content: fixed, Restart: running}})
 		}
 	}
 
