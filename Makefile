@@ -45,13 +45,13 @@ e2e: build ## the lab's own tests and the end-to-end suites on it (root; builds 
 bench-lab: build ## round trips and time of a plan on converged lab hosts (a running lab: make lab-up)
 	KPREP_E2E=1 $(GO) test -run '^$$' -bench PlanConvergedHosts ./test/e2e/
 
-lab-up: ## bring up the lab's hosts and print their inventory (root)
+lab-up: ## bring up the lab's hosts and print their inventory (root; KPREP_LAB_ID=N picks the lab instance, default 0)
 	$(LAB) up
 
-lab-down: ## remove every host, link, mount and process of the lab (root)
+lab-down: ## remove every host, link, mount and process of the lab instance KPREP_LAB_ID (default 0) (root)
 	$(LAB) down
 
-lab-status: ## show the lab's hosts
+lab-status: ## show the hosts of the lab instance KPREP_LAB_ID (default 0)
 	$(LAB) status
 
 demo: build ## lab up (or the running one), kprep apply on it, then plan to show nothing is left (root)

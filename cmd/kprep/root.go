@@ -64,6 +64,7 @@ and step. plan shows the same without touching anything.`,
 	registerCompletions(root, g)
 	root.AddCommand(
 		newValidateCommand(g),
+		newInitCommand(g),
 		newFactsCommand(g),
 		newPlanCommand(g),
 		newApplyCommand(g),

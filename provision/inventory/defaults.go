@@ -213,6 +213,7 @@ func mergeSSH(base SSH, host *SSH, isSet func(field string) bool) SSH {
 				*dst = v
 			}
 		}
+		over(&m.Address, host.Address)
 		over(&m.User, host.User)
 		over(&m.PrivateKeyFile, host.PrivateKeyFile)
 		over(&m.PasswordEnv, host.PasswordEnv)

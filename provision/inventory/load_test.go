@@ -36,6 +36,36 @@ func abs(t *testing.T, path string) string {
 	return p
 }
 
+// TestLoginAddressIsSSHAddressElseAddress checks a Vagrant-like file: each
+// host keeps its cluster address, kprep logs in where ssh.address says, and
+// a host without one is reached at its cluster address.
+func TestLoginAddressIsSSHAddressElseAddress(t *testing.T) {
+	c, err := LoadWith("testdata/good/vagrant.yaml", testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type login struct {
+		Address, Login, User string
+		Port                 int
+	}
+	var got []login
+	for i := range c.Hosts {
+		h := &c.Hosts[i]
+		got = append(got, login{h.Address, h.LoginAddress(), h.Connection.User, h.Connection.Port})
+	}
+	want := []login{
+		{"192.168.56.10", "127.0.0.1", "vagrant", 2222},
+		{"192.168.56.11", "127.0.0.1", "vagrant", 2200},
+		{"192.168.56.12", "192.168.56.12", "vagrant", 22},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("logins (-want +got):\n%s", diff)
+	}
+	if c.SSH.Address != "" {
+		t.Errorf("the cluster's ssh block got address %q from a host", c.SSH.Address)
+	}
+}
+
 func TestLoadMinimalFillsEveryDefault(t *testing.T) {
 	c, err := LoadWith("testdata/good/minimal.yaml", testOptions(t))
 	if err != nil {
@@ -267,6 +297,10 @@ func TestLoadBadFiles(t *testing.T) {
 		{"duplicate_address.yaml", []string{
 			`8:25: hosts[2].address: NODE-A.example is already the address of hosts[1] (w1)`,
 			`9:25: hosts[3].address: 192.168.56.10 is already the address of hosts[0] (cp1)`}},
+		{"ssh_address.yaml", []string{
+			`6:12: ssh.address: only a host's own ssh block may give the address kprep connects to; move it under that host's ssh:`,
+			`15:20: hosts[1].ssh.address: 127.0.0.1 port 2222 is already where kprep logs in to hosts[0] (cp1); each host needs its own address or port`,
+			`19:20: hosts[2].ssh.address: "127.0.0.1:2201" is not an IP address or host name; give the port as ssh.port`}},
 		{"bad_address.yaml", []string{
 			`10:14: hosts[1].address: "192.168.56" is not an IP address or host name`,
 			`13:14: hosts[2].address: "192.168.56.12:22" is not an IP address or host name; give the port as ssh.port`}},

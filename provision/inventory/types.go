@@ -31,6 +31,11 @@ type Metadata struct {
 // SSH says how to reach a host. The cluster-wide block holds defaults; a
 // host's own block overrides them field by field.
 type SSH struct {
+	// Address is where kprep connects to log in, when that is not the
+	// host's cluster address: a Vagrant machine's forwarded port on
+	// 127.0.0.1, say, whose cluster address is its private network's. Only
+	// a host's own ssh block may set it; empty means the host's address.
+	Address         string        `yaml:"address"`
 	User            string        `yaml:"user"`
 	Port            int           `yaml:"port"`
 	PrivateKeyFile  string        `yaml:"privateKeyFile"`
@@ -82,6 +87,15 @@ const (
 	RoleControlPlane = "control-plane"
 	RoleWorker       = "worker"
 )
+
+// LoginAddress is where kprep connects to reach the host: its ssh.address
+// when it has one, else its cluster address.
+func (h *Host) LoginAddress() string {
+	if h.Connection.Address != "" {
+		return h.Connection.Address
+	}
+	return h.Address
+}
 
 // HasRole reports whether the host carries the role.
 func (h *Host) HasRole(role string) bool {

@@ -14,13 +14,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
-// DefaultCacheDir is where the lab keeps the mirror's artifacts.
-const DefaultCacheDir = "/var/cache/kprep-lab"
-
-// DefaultRegistryAddr is the lab registry's address on the lab bridge.
-const DefaultRegistryAddr = "192.168.77.1:5000"
+// DefaultCacheDir is where the lab keeps the mirror's artifacts, shared by
+// every lab instance.
+const DefaultCacheDir = instance.CacheDir
 
 // Options says where the mirror's artifacts are cached and where progress goes.
 type Options struct {
@@ -31,7 +31,8 @@ type Options struct {
 	// GOARCH is the hosts' architecture: amd64 (default: the machine's) or arm64.
 	GOARCH string
 	// RegistryAddr is the lab registry's host:port, written into the image
-	// archives' tags (default DefaultRegistryAddr).
+	// archives' tags; empty means the registry of the lab instance
+	// KPREP_LAB_ID names (192.168.77.1:5000 for 0).
 	RegistryAddr string
 	// KubeBuildDir is the test/kubebuild module; empty finds it from the
 	// working folder.
@@ -76,7 +77,11 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 		o.GOARCH = runtime.GOARCH
 	}
 	if o.RegistryAddr == "" {
-		o.RegistryAddr = DefaultRegistryAddr
+		id, err := instance.FromEnv()
+		if err != nil {
+			return nil, err
+		}
+		o.RegistryAddr = id.RegistryAddr()
 	}
 	a, err := archFor(o.GOARCH)
 	if err != nil {
@@ -139,6 +144,11 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 		return nil, err
 	}
 
+	for _, dir := range []string{root, kubeDir} {
+		if err := HoldInUse(dir); err != nil {
+			return nil, err
+		}
+	}
 	used := append(plan.packageEntries(), filepath.Base(root))
 	for _, sub := range []string{"packages", "tree"} {
 		prune(r, filepath.Join(cacheDir, sub), []string{a.Go + "-", a.RPM + "-", a.Deb + "-"}, used)
@@ -168,7 +178,8 @@ func lockCache(dir string) (func(), error) {
 // prune removes cache entries in dir that this build did not use, among
 // those whose names start with one of prefixes (or end with suffix): the
 // entries of older recipes for this architecture, and half-built entries of
-// killed runs. Other architectures' entries stay.
+// killed runs. Other architectures' entries stay, and so do entries another
+// process holds in use (HoldInUse).
 func prune(r *runner, dir string, prefixes, used []string, suffix ...string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -189,6 +200,10 @@ func prune(r *runner, dir string, prefixes, used []string, suffix ...string) {
 		}
 		for _, s := range suffix {
 			mine = mine || strings.HasSuffix(name, s)
+		}
+		if mine && inUse(filepath.Join(dir, name)) {
+			r.logf("keeping the old cache entry %s: a running lab uses it", filepath.Join(dir, name))
+			continue
 		}
 		if mine {
 			r.logf("removing the old cache entry %s", filepath.Join(dir, name))
