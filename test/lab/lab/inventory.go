@@ -13,7 +13,7 @@ import (
 const (
 	inventoryFileName = "cluster.yaml"
 	// DockerVersion is the pinned Docker CE version of the inventory.
-	DockerVersion = "24.0.9"
+	DockerVersion = "26.1.5"
 	// KubernetesVersion is the inventory's Kubernetes version.
 	KubernetesVersion = "1.34.4"
 )
