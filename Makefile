@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 LAB       := $(GO) run ./test/lab
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help build test unit lint bench bench-lab fuzz e2e lab-up lab-down lab-status demo ci clean
+.PHONY: help build test unit lint bench bench-lab fuzz kubeadm-check e2e lab-up lab-down lab-status demo ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,11 @@ bench: ## benchmarks: round trips per host, SSH throughput
 fuzz: ## fuzz the inventory loader for a minute
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 60s ./provision/inventory
 
+# Built like the lab's kubeadm (CGO off, -trimpath), so the two share the
+# compiled Kubernetes packages in the Go build cache.
+kubeadm-check: ## the real kubeadm (v1.34.4, in process) validates every golden kubeadm config kprep renders
+	cd test/kubebuild && CGO_ENABLED=0 GOWORK=off $(GO) test -trimpath -count=1 ./kubeadmcheck
+
 e2e: build ## the lab's own tests and the end-to-end suites on it (root; builds the lab on first use)
 	cd test/kubebuild && $(GO) test -count=1 ./cmd/lab-crictl
 	KPREP_LAB=1 $(GO) test -count=1 -timeout 40m ./test/lab/...
@@ -40,13 +45,13 @@ e2e: build ## the lab's own tests and the end-to-end suites on it (root; builds 
 bench-lab: build ## round trips and time of a plan on converged lab hosts (a running lab: make lab-up)
 	KPREP_E2E=1 $(GO) test -run '^$$' -bench PlanConvergedHosts ./test/e2e/
 
-lab-up: ## bring up the lab's hosts and print their inventory (root)
+lab-up: ## bring up the lab's hosts and print their inventory (root; KPREP_LAB_ID=N picks the lab instance, default 0)
 	$(LAB) up
 
-lab-down: ## remove every host, link, mount and process of the lab (root)
+lab-down: ## remove every host, link, mount and process of the lab instance KPREP_LAB_ID (default 0) (root)
 	$(LAB) down
 
-lab-status: ## show the lab's hosts
+lab-status: ## show the hosts of the lab instance KPREP_LAB_ID (default 0)
 	$(LAB) status
 
 demo: build ## lab up (or the running one), kprep apply on it, then plan to show nothing is left (root)
@@ -54,7 +59,7 @@ demo: build ## lab up (or the running one), kprep apply on it, then plan to show
 	@set -e; inv=$$($(LAB) inventory); export KPREP_LAB_SUDO_PASSWORD=$$($(LAB) sudo-password); \
 	$(BIN) apply -i $$inv; $(BIN) plan -i $$inv
 
-ci: test e2e ## what CI runs
+ci: test kubeadm-check e2e ## what CI runs
 
 clean:
 	rm -rf bin

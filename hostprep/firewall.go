@@ -3,10 +3,12 @@ package hostprep
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -16,6 +18,16 @@ import (
 // exactly the ports the host's roles and the CNI need (open-ports), so
 // cross-node pod traffic and NodePorts do not fail silently.
 type FirewallStep struct{}
+
+// firewallWork is what one change of FirewallStep needs: whether firewalld
+// was running when it is turned off (docker then needs a restart), or the
+// ports to open.
+type firewallWork struct {
+	WasActive bool
+	Ports     *portChange
+	// Record is the new content of kprep's record of what it opened.
+	Record *string
+}
 
 // Name implements provision.Step.
 func (FirewallStep) Name() string { return "hostprep/firewall" }
@@ -31,18 +43,19 @@ func (FirewallStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 	}
 	if c.Hostprep.Firewall == "open-ports" {
 		lines = append(lines,
+			shell.File("opened", openedRecord),
 			shell.Value("ports_runtime", "firewall-cmd --list-ports"),
 			shell.Value("ports_permanent", "firewall-cmd --permanent --list-ports || firewall-offline-cmd --list-ports"),
 			shell.Value("protocols_runtime", "firewall-cmd --list-protocols"),
 			shell.Value("protocols_permanent", "firewall-cmd --permanent --list-protocols || firewall-offline-cmd --list-protocols"),
-			`command -v ufw >/dev/null && ufw status | sed -n 's/^\([0-9:]*\/[a-z]*\) .*ALLOW.*/ufw_allow \1/p'`,
+			`if command -v ufw >/dev/null; then ufw status | sed -n 's/^\([0-9:]*\/[a-z]*\) .*ALLOW.*/ufw_allow \1/p'; fi`,
 		)
 	}
 	return strings.Join(lines, "\n")
 }
 
 // Diff implements provision.Step.
-func (FirewallStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (FirewallStep) Diff(in provision.Input) ([]provision.Planned[firewallWork], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -53,15 +66,15 @@ func (FirewallStep) Diff(in provision.Input) ([]provision.Change, error) {
 	ufwActive := st.Values["ufw"] == "Status: active"
 	switch in.Cluster.Hostprep.Firewall {
 	case "disable":
-		var changes []provision.Change
+		var changes []provision.Planned[firewallWork]
 		if installed && (active || enabled) {
-			changes = append(changes, provision.Change{Key: "firewalld",
+			changes = append(changes, provision.Planned[firewallWork]{Key: "firewalld",
 				Summary: "firewalld is " + describeUnit(active, enabled),
 				Action:  "systemctl disable --now firewalld (and restart docker if it runs: stopping firewalld flushes its iptables chains)",
-				Value:   active})
+				Data:    firewallWork{WasActive: active}})
 		}
 		if ufwActive {
-			changes = append(changes, provision.Change{Key: "ufw", Summary: "ufw is active", Action: "ufw disable"})
+			changes = append(changes, provision.Planned[firewallWork]{Key: "ufw", Summary: "ufw is active", Action: "ufw disable"})
 		}
 		return changes, nil
 	case "open-ports":
@@ -80,33 +93,96 @@ func describeUnit(active, enabled bool) string {
 	return "enabled at boot (not running now)"
 }
 
-// portChange is what open-ports must add in one place.
+// portChange is what open-ports adds or removes in one place.
 type portChange struct {
 	Permanent bool
 	Offline   bool // firewalld is stopped: use firewall-offline-cmd
+	Remove    bool // close these: kprep opened them and they are no longer needed
 	Ports     []string
 	Protocols []string
 	UFW       bool
 }
 
-func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, active, enabled, ufwActive bool) []provision.Change {
-	rules := rulesFor(h, c.Kubernetes.CNI)
-	var changes []provision.Change
-	add := func(key, where, portsKey, protosKey string, pc portChange) {
-		pc.Ports = missingItems(rules.Ports, strings.Fields(st.Values[portsKey]))
-		pc.Protocols = missingItems(rules.Protocols, strings.Fields(st.Values[protosKey]))
-		if len(pc.Ports)+len(pc.Protocols) == 0 {
-			return
+// openedRecord is kprep's record of the ports and protocols it opened
+// itself, so that a later run closes those no longer needed (a role or a
+// CNI dropped) and never one the user opened. One item per line:
+// "firewalld port 6443/tcp", "firewalld protocol ipip", "ufw port 8472/udp".
+const openedRecord = provision.StateDir + "/firewall-opened"
+
+// openedItems reads the record into a set of items.
+func openedItems(st shell.State) map[string]bool {
+	raw, _ := st.File("opened")
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			out[strings.Join(f, " ")] = true
 		}
-		changes = append(changes, provision.Change{Key: key,
-			Summary: fmt.Sprintf("firewalld does not let in %s", where+strings.Join(append(pc.Ports, pc.Protocols...), " ")),
-			Action:  "firewall-cmd --add-port/--add-protocol (no --reload: it would flush Docker's chains)", Value: pc})
+	}
+	return out
+}
+
+func encodeOpened(items map[string]bool) string {
+	b := hostfile.Header("the ports and protocols kprep opened in the host firewall, so that",
+		"it closes them when no longer needed and never closes one you opened.")
+	for _, item := range slices.Sorted(maps.Keys(items)) {
+		b += item + "\n"
+	}
+	return b
+}
+
+func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, active, enabled, ufwActive bool) []provision.Planned[firewallWork] {
+	rules := rulesFor(h, c.Kubernetes.CNI)
+	recorded := openedItems(st)
+	// What kprep will own after this run: what it opened before and still
+	// needs, and what it opens now.
+	owned := map[string]bool{}
+	for item := range recorded {
+		f := strings.Fields(item)
+		if (f[1] == "port" && slices.Contains(rules.Ports, f[2])) || (f[1] == "protocol" && slices.Contains(rules.Protocols, f[2])) {
+			owned[item] = true
+		}
+	}
+	stale := func(tool, kind string, have []string) []string {
+		var out []string
+		for _, x := range have {
+			if recorded[tool+" "+kind+" "+x] && !owned[tool+" "+kind+" "+x] {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	var changes []provision.Planned[firewallWork]
+	firewalld := func(key, where, portsKey, protosKey string, pc portChange) {
+		openPorts, openProtos := strings.Fields(st.Values[portsKey]), strings.Fields(st.Values[protosKey])
+		add := pc
+		add.Ports = missingItems(rules.Ports, openPorts)
+		add.Protocols = missingItems(rules.Protocols, openProtos)
+		if len(add.Ports)+len(add.Protocols) > 0 {
+			for _, p := range add.Ports {
+				owned["firewalld port "+p] = true
+			}
+			for _, p := range add.Protocols {
+				owned["firewalld protocol "+p] = true
+			}
+			changes = append(changes, provision.Planned[firewallWork]{Key: key,
+				Summary: fmt.Sprintf("firewalld does not let in %s", where+strings.Join(append(add.Ports, add.Protocols...), " ")),
+				Action:  "firewall-cmd --add-port/--add-protocol (no --reload: it would flush Docker's chains)", Data: firewallWork{Ports: &add}})
+		}
+		remove := pc
+		remove.Remove = true
+		remove.Ports = stale("firewalld", "port", openPorts)
+		remove.Protocols = stale("firewalld", "protocol", openProtos)
+		if len(remove.Ports)+len(remove.Protocols) > 0 {
+			changes = append(changes, provision.Planned[firewallWork]{Key: key,
+				Summary: fmt.Sprintf("firewalld lets in %s, which kprep opened and the host no longer needs", where+strings.Join(append(remove.Ports, remove.Protocols...), " ")),
+				Action:  "firewall-cmd --remove-port/--remove-protocol", Data: firewallWork{Ports: &remove}})
+		}
 	}
 	if active {
-		add("runtime", "now: ", "ports_runtime", "protocols_runtime", portChange{})
+		firewalld("runtime", "now: ", "ports_runtime", "protocols_runtime", portChange{})
 	}
 	if active || enabled {
-		add("permanent", "at boot: ", "ports_permanent", "protocols_permanent", portChange{Permanent: true, Offline: !active})
+		firewalld("permanent", "at boot: ", "ports_permanent", "protocols_permanent", portChange{Permanent: true, Offline: !active})
 	}
 	if ufwActive {
 		var allowed []string
@@ -116,9 +192,23 @@ func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, ac
 			}
 		}
 		if missing := missingItems(rules.Ports, allowed); len(missing) > 0 {
-			changes = append(changes, provision.Change{Key: "ufw", Summary: "ufw does not allow " + strings.Join(missing, " "),
-				Action: "ufw allow", Value: portChange{UFW: true, Ports: missing}})
+			for _, p := range missing {
+				owned["ufw port "+p] = true
+			}
+			changes = append(changes, provision.Planned[firewallWork]{Key: "ufw", Summary: "ufw does not allow " + strings.Join(missing, " "),
+				Action: "ufw allow", Data: firewallWork{Ports: &portChange{UFW: true, Ports: missing}}})
 		}
+		if old := stale("ufw", "port", allowed); len(old) > 0 {
+			changes = append(changes, provision.Planned[firewallWork]{Key: "ufw",
+				Summary: "ufw allows " + strings.Join(old, " ") + ", which kprep opened and the host no longer needs",
+				Action:  "ufw delete allow", Data: firewallWork{Ports: &portChange{UFW: true, Remove: true, Ports: old}}})
+		}
+	}
+	if !maps.Equal(owned, recorded) {
+		content := encodeOpened(owned)
+		changes = append(changes, provision.Planned[firewallWork]{Key: "record",
+			Summary: openedRecord + " does not list what kprep opened",
+			Action:  "write " + openedRecord, Data: firewallWork{Record: &content}})
 	}
 	return changes
 }
@@ -135,26 +225,33 @@ func missingItems(want, have []string) []string {
 
 // Apply implements provision.Step. Stopping firewalld only opens the host,
 // and adding ports never closes SSH, so the session kprep uses survives.
-func (FirewallStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (FirewallStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[firewallWork]) error {
 	for _, c := range changes {
 		var lines []string
 		switch c.Key {
 		case "firewalld":
 			lines = append(lines, "systemctl disable --now firewalld.service")
-			if wasActive, _ := c.Value.(bool); wasActive {
+			if c.Data.WasActive {
 				lines = append(lines, "if systemctl is-active --quiet docker.service; then systemctl restart docker.service; fi")
 			}
 		case "ufw":
-			pc, ok := c.Value.(portChange)
-			if !ok {
+			if c.Data.Ports == nil {
 				lines = append(lines, "ufw disable")
 				break
 			}
-			for _, p := range pc.Ports {
-				lines = append(lines, "ufw allow "+shell.Quote(strings.ReplaceAll(p, "-", ":")))
+			verb := "ufw allow "
+			if c.Data.Ports.Remove {
+				verb = "ufw delete allow "
+			}
+			for _, p := range c.Data.Ports.Ports {
+				lines = append(lines, verb+shell.Quote(strings.ReplaceAll(p, "-", ":")))
 			}
 		case "runtime", "permanent":
-			lines = append(lines, firewallCmds(c.Value.(portChange))...)
+			lines = append(lines, firewallCmds(*c.Data.Ports)...)
+		case "record":
+			if err := t.WriteFile(ctx, openedRecord, []byte(*c.Data.Record), transport.WriteOptions{Mode: 0o644, NoBackup: true}); err != nil {
+				return err
+			}
 		}
 		for _, line := range lines {
 			if _, err := t.Run(ctx, transport.Command{Line: line}); err != nil {
@@ -165,9 +262,9 @@ func (FirewallStep) Apply(ctx context.Context, t provision.Target, in provision.
 	return nil
 }
 
-// firewallCmds builds the firewall-cmd calls that add every port and
-// protocol: one for the ports, one for the protocols, because firewall-cmd
-// refuses --add-protocol beside --add-port in one call.
+// firewallCmds builds the firewall-cmd calls that add (or remove) every
+// port and protocol: one for the ports, one for the protocols, because
+// firewall-cmd refuses --add-protocol beside --add-port in one call.
 func firewallCmds(pc portChange) []string {
 	base := []string{"firewall-cmd"}
 	if pc.Offline {
@@ -180,6 +277,9 @@ func firewallCmds(pc portChange) []string {
 		flag  string
 		items []string
 	}{{"--add-port=", pc.Ports}, {"--add-protocol=", pc.Protocols}} {
+		if pc.Remove {
+			group.flag = strings.Replace(group.flag, "--add-", "--remove-", 1)
+		}
 		if len(group.items) == 0 {
 			continue
 		}

@@ -1,11 +1,13 @@
 package hostprep
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 func TestRulesFor(t *testing.T) {
@@ -41,6 +43,7 @@ func TestFirewallDiff(t *testing.T) {
 		{"keep", "keep", "firewalld_unit=0\nfirewalld_active=active\nfirewalld_enabled=enabled\n", nil},
 		{"open ports", "open-ports", "firewalld_unit=0\nfirewalld_active=active\nfirewalld_enabled=enabled\nports_runtime=6443/tcp 10250/tcp\nports_permanent=10250/tcp 10257/tcp 10259/tcp 2379-2380/tcp 6443/tcp 8472/udp\n", []string{
 			"firewalld does not let in now: 10257/tcp 10259/tcp 2379-2380/tcp 8472/udp",
+			"/var/lib/kprep/firewall-opened does not list what kprep opened",
 		}},
 	}
 	for _, tt := range tests {
@@ -55,6 +58,43 @@ func TestFirewallDiff(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// open-ports closes what kprep opened and no longer needs, and never a
+// port the user opened: the control plane became a worker-only host.
+func TestFirewallClosesOnlyWhatKprepOpened(t *testing.T) {
+	c := labCluster()
+	c.Hostprep.Firewall = "open-ports"
+	c.Hosts[0].Roles = []string{"worker"}
+	record := "# Written by kprep: ...\nfirewalld port 6443/tcp\nfirewalld port 10250/tcp\nfirewalld port 8472/udp\n"
+	// 2379-2380 was open before kprep (the user's): not in the record.
+	state := "firewalld_unit=0\nfirewalld_active=active\nfirewalld_enabled=enabled\nufw=\n" + steptest.FileRecord("opened", record) +
+		"ports_runtime=6443/tcp 10250/tcp 2379-2380/tcp 8472/udp 10256/tcp 30000-32767/tcp\n" +
+		"ports_permanent=6443/tcp 10250/tcp 2379-2380/tcp 8472/udp 10256/tcp 30000-32767/tcp\n"
+	changes, err := FirewallStep{}.Diff(input(c, centos7, state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"firewalld lets in now: 6443/tcp, which kprep opened and the host no longer needs",
+		"firewalld lets in at boot: 6443/tcp, which kprep opened and the host no longer needs",
+		"/var/lib/kprep/firewall-opened does not list what kprep opened",
+	}
+	if diff := cmp.Diff(want, summariesOf(changes)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if got := firewallCmds(*changes[1].Data.Ports); !cmp.Equal(got, []string{"firewall-cmd --permanent --remove-port=6443/tcp"}) {
+		t.Errorf("commands %q", got)
+	}
+	if got := *changes[2].Data.Record; !strings.HasSuffix(got, "firewalld port 10250/tcp\nfirewalld port 8472/udp\n") || strings.Contains(got, "6443") {
+		t.Errorf("new record:\n%s", got)
+	}
+	// After apply: the port is closed and the record matches: converged.
+	state = strings.ReplaceAll(state, "6443/tcp ", "")
+	state = strings.Replace(state, steptest.FileRecord("opened", record), steptest.FileRecord("opened", *changes[2].Data.Record), 1)
+	if again, _ := (FirewallStep{}).Diff(input(c, centos7, state)); len(again) != 0 {
+		t.Errorf("after apply: %q", summariesOf(again))
 	}
 }
 

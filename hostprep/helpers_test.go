@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/kprep/kprep/provision"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/steptest"
 )
@@ -24,12 +25,11 @@ func labCluster() *inventory.Cluster {
 
 // The shared fixtures and helpers of step tests (provision/steptest).
 var (
-	centos7     = steptest.CentOS7
-	rocky9      = steptest.Rocky9
-	ubuntu      = steptest.Ubuntu2204
-	input       = steptest.Input
-	b64         = steptest.B64
-	summariesOf = steptest.Summaries
+	centos7 = steptest.CentOS7
+	rocky9  = steptest.Rocky9
+	ubuntu  = steptest.Ubuntu2204
+	input   = steptest.Input
+	b64     = steptest.B64
 )
 
 // runSnippet runs a snippet with the machine's sh (the probes' syntax
@@ -44,3 +44,6 @@ func runSnippet(t *testing.T, snippet string) string {
 }
 
 func readFile(t *testing.T, name string) string { return steptest.Testdata(t, name) }
+
+// summariesOf lists the changes' summaries (steptest.Summaries).
+func summariesOf[T any](cs []provision.Planned[T]) []string { return steptest.Summaries(cs) }

@@ -12,7 +12,8 @@ import (
 )
 
 // HostnameStep names the host after its inventory name (which becomes the
-// Kubernetes node name) and makes /etc/hosts carry every cluster host. It
+// Kubernetes node name) and makes /etc/hosts carry the host and every
+// control plane (not the other workers: a new worker changes no host). It
 // runs first: a node renamed after kubeadm join is a different node.
 type HostnameStep struct{}
 
@@ -27,24 +28,24 @@ func (HostnameStep) Probe(*inventory.Host, *inventory.Cluster) string {
 }
 
 // Diff implements provision.Step.
-func (HostnameStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (HostnameStep) Diff(in provision.Input) ([]provision.Planned[string], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[string]
 	name := in.Host.Name
 	if set := in.Cluster.Hostprep.Hostname; set == nil || *set {
 		configured, _ := st.File("hostname")
 		running := st.Values["running"]
 		if running != name || strings.TrimSpace(string(configured)) != name {
-			changes = append(changes, provision.Change{Key: "hostname",
+			changes = append(changes, provision.Planned[string]{Key: "hostname",
 				Summary: fmt.Sprintf("hostname is %q (at boot: %q), want %q", running, strings.TrimSpace(string(configured)), name),
 				Action:  "hostnamectl set-hostname " + name})
 		}
 	}
 	hosts, _ := st.File("hosts")
-	content, missing := wantHosts(string(hosts), clusterEntries(in.Cluster))
+	content, missing := wantHosts(string(hosts), hostsEntries(in.Cluster, in.Host))
 	if content != string(hosts) {
 		summary := "/etc/hosts has a stale kprep block"
 		if len(missing) > 0 {
@@ -54,18 +55,18 @@ func (HostnameStep) Diff(in provision.Input) ([]provision.Change, error) {
 			}
 			summary = "/etc/hosts lacks cluster hosts: " + strings.Join(names, ", ")
 		}
-		changes = append(changes, provision.Change{Key: "hosts", Summary: summary,
-			Action: "write the kprep block in /etc/hosts", Value: content})
+		changes = append(changes, provision.Planned[string]{Key: "hosts", Summary: summary,
+			Action: "write the kprep block in /etc/hosts", Data: content})
 	}
 	return changes, nil
 }
 
 // Apply implements provision.Step. /etc/hosts goes first, so that sudo can
 // resolve the new name as soon as it is set.
-func (HostnameStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (HostnameStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[string]) error {
 	for _, c := range changes {
 		if c.Key == "hosts" {
-			if err := t.WriteFile(ctx, "/etc/hosts", []byte(c.Value.(string)), transport.WriteOptions{Mode: 0o644}); err != nil {
+			if err := t.WriteFile(ctx, "/etc/hosts", []byte(c.Data), transport.WriteOptions{Mode: 0o644}); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -19,6 +20,13 @@ const modulesFile = "/etc/modules-load.d/k8s.conf"
 
 // kernelModules are the modules Kubernetes needs, in load order.
 var kernelModules = []string{"overlay", "br_netfilter"}
+
+// modulesWork is what one change of ModulesStep does: write the boot-time
+// list, or load modules now.
+type modulesWork struct {
+	Conf string
+	Load []string
+}
 
 // Name implements provision.Step.
 func (ModulesStep) Name() string { return "hostprep/modules" }
@@ -49,7 +57,7 @@ func modulesConfWith(conf string, exists bool) (string, []string) {
 		}
 	}
 	if !exists {
-		conf = "# Written by kprep: kernel modules Kubernetes needs, loaded at boot.\n"
+		conf = hostfile.Header("kernel modules Kubernetes needs, loaded at boot.")
 	}
 	if len(missing) > 0 && conf != "" && !strings.HasSuffix(conf, "\n") {
 		conf += "\n"
@@ -61,19 +69,19 @@ func modulesConfWith(conf string, exists bool) (string, []string) {
 }
 
 // Diff implements provision.Step.
-func (ModulesStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (ModulesStep) Diff(in provision.Input) ([]provision.Planned[modulesWork], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[modulesWork]
 	conf, exists := st.File("conf")
 	if content, lacking := modulesConfWith(string(conf), exists); len(lacking) > 0 {
 		summary := modulesFile + " is missing"
 		if exists {
 			summary = modulesFile + " does not load " + strings.Join(lacking, ", ") + " at boot"
 		}
-		changes = append(changes, provision.Change{Key: "conf", Summary: summary, Action: "write " + modulesFile, Value: content})
+		changes = append(changes, provision.Planned[modulesWork]{Key: "conf", Summary: summary, Action: "write " + modulesFile, Data: modulesWork{Conf: content}})
 	}
 	var missing []string
 	for _, m := range kernelModules {
@@ -82,22 +90,22 @@ func (ModulesStep) Diff(in provision.Input) ([]provision.Change, error) {
 		}
 	}
 	if len(missing) > 0 {
-		changes = append(changes, provision.Change{Key: "load", Summary: "not loaded: " + strings.Join(missing, ", "),
-			Action: "modprobe " + strings.Join(missing, " "), Value: missing})
+		changes = append(changes, provision.Planned[modulesWork]{Key: "load", Summary: "not loaded: " + strings.Join(missing, ", "),
+			Action: "modprobe " + strings.Join(missing, " "), Data: modulesWork{Load: missing}})
 	}
 	return changes, nil
 }
 
 // Apply implements provision.Step.
-func (ModulesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (ModulesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[modulesWork]) error {
 	for _, c := range changes {
 		switch c.Key {
 		case "conf":
-			if err := t.WriteFile(ctx, modulesFile, []byte(c.Value.(string)), transport.WriteOptions{Mode: 0o644}); err != nil {
+			if err := t.WriteFile(ctx, modulesFile, []byte(c.Data.Conf), transport.WriteOptions{Mode: 0o644}); err != nil {
 				return err
 			}
 		case "load":
-			for _, m := range c.Value.([]string) {
+			for _, m := range c.Data.Load {
 				if _, err := t.Run(ctx, transport.Command{Line: "modprobe " + shell.Quote(m)}); err != nil {
 					return err
 				}

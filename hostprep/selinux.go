@@ -62,7 +62,7 @@ func setConfiguredMode(config, mode string) string {
 }
 
 // Diff implements provision.Step.
-func (SELinuxStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (SELinuxStep) Diff(in provision.Input) ([]provision.Planned[string], error) {
 	want := in.Cluster.Hostprep.SELinux
 	if want == "keep" || in.Facts.Family != facts.FamilyRHEL {
 		return nil, nil
@@ -80,9 +80,9 @@ func (SELinuxStep) Diff(in provision.Input) ([]provision.Change, error) {
 	if !hasConfig && st.Values["enabled"] != "0" {
 		return nil, nil // SELinux is not installed here
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[string]
 	if st.Values["enabled"] == "0" && st.Values["getenforce"] == "Enforcing" {
-		changes = append(changes, provision.Change{Key: "runtime",
+		changes = append(changes, provision.Planned[string]{Key: "runtime",
 			Summary: "SELinux is enforcing now", Action: "setenforce 0"})
 	}
 	// permissive is satisfied by disabled: turning a disabled SELinux back
@@ -92,12 +92,12 @@ func (SELinuxStep) Diff(in provision.Input) ([]provision.Change, error) {
 		if want == "disabled" {
 			action += " (takes effect at the next reboot; permissive until then)"
 		}
-		changes = append(changes, provision.Change{Key: "config",
+		changes = append(changes, provision.Planned[string]{Key: "config",
 			Summary: fmt.Sprintf("SELinux is %s at boot (%s: SELINUX=%s)", orUnset(got), selinuxConfig, got),
-			Action:  action, Value: setConfiguredMode(string(config), want)})
+			Action:  action, Data: setConfiguredMode(string(config), want)})
 	}
 	if st.Values["sysconfig"] == "file" && hasConfig {
-		changes = append(changes, provision.Change{Key: "symlink",
+		changes = append(changes, provision.Planned[string]{Key: "symlink",
 			Summary: selinuxSysconfig + " is a regular file, not the link to " + selinuxLinkTarget + " that EL ships (an earlier sed -i replaced it)",
 			Action:  "back it up and restore the link"})
 	}
@@ -112,7 +112,7 @@ func orUnset(mode string) string {
 }
 
 // Apply implements provision.Step.
-func (SELinuxStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (SELinuxStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[string]) error {
 	for _, c := range changes {
 		var err error
 		switch c.Key {
@@ -121,7 +121,7 @@ func (SELinuxStep) Apply(ctx context.Context, t provision.Target, in provision.I
 		case "config":
 			// The real file, never the /etc/sysconfig/selinux link: writing
 			// through the link would replace it with a copy.
-			err = t.WriteFile(ctx, selinuxConfig, []byte(c.Value.(string)), transport.WriteOptions{})
+			err = t.WriteFile(ctx, selinuxConfig, []byte(c.Data), transport.WriteOptions{})
 		case "symlink":
 			_, err = t.Run(ctx, transport.Command{Line: fmt.Sprintf(
 				"[ -e %[1]s%[2]s ] || cp -p %[1]s %[1]s%[2]s; ln -sfn %[3]s %[1]s",

@@ -9,11 +9,11 @@ import "github.com/kprep/kprep/provision"
 // container runtime starts, modules before the sysctls they create.
 func Steps() []provision.Step {
 	return []provision.Step{
-		HostnameStep{},
-		FirewallStep{},
-		SELinuxStep{},
-		SwapStep{},
-		ModulesStep{},
-		SysctlStep{},
+		provision.Typed(HostnameStep{}),
+		provision.Typed(FirewallStep{}),
+		provision.Typed(SELinuxStep{}),
+		provision.Typed(SwapStep{}),
+		provision.Typed(ModulesStep{}),
+		provision.Typed(SysctlStep{}),
 	}
 }

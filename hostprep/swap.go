@@ -18,6 +18,13 @@ import (
 // time out waiting for the kubelet.
 type SwapStep struct{}
 
+// swapWork is what one change of SwapStep does: write fstab with the swap
+// lines commented, or mask swap units.
+type swapWork struct {
+	Fstab string
+	Units []string
+}
+
 // Name implements provision.Step.
 func (SwapStep) Name() string { return "hostprep/swap" }
 
@@ -65,7 +72,7 @@ func parseSwap(text string) (swapState, error) {
 }
 
 // Diff implements provision.Step.
-func (SwapStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (SwapStep) Diff(in provision.Input) ([]provision.Planned[swapWork], error) {
 	if in.Cluster.Hostprep.Swap == "keep" {
 		return nil, nil
 	}
@@ -73,13 +80,13 @@ func (SwapStep) Diff(in provision.Input) ([]provision.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[swapWork]
 	if len(s.active) > 0 {
 		var on []string
 		for _, a := range s.active {
 			on = append(on, fmt.Sprintf("%s, %s", a.Device, humanKiB(a.SizeKiB)))
 		}
-		changes = append(changes, provision.Change{Key: "swapoff",
+		changes = append(changes, provision.Planned[swapWork]{Key: "swapoff",
 			Summary: "swap is on: " + strings.Join(on, "; "), Action: "swapoff -a"})
 	}
 	entries := activeSwapEntries(s.fstab)
@@ -88,10 +95,10 @@ func (SwapStep) Diff(in provision.Input) ([]provision.Change, error) {
 		for _, e := range entries {
 			where = append(where, fmt.Sprintf("line %d (%s)", e.Line, e.Device))
 		}
-		changes = append(changes, provision.Change{Key: "fstab",
+		changes = append(changes, provision.Planned[swapWork]{Key: "fstab",
 			Summary: "/etc/fstab turns swap on at boot: " + strings.Join(where, ", "),
 			Action:  "comment those lines out (backup in /etc/fstab.kprep-orig), systemctl daemon-reload",
-			Value:   commentSwapEntries(s.fstab)})
+			Data:    swapWork{Fstab: commentSwapEntries(s.fstab)}})
 	}
 	var unmasked []string
 	for _, path := range swapDevices(s, entries) {
@@ -100,9 +107,9 @@ func (SwapStep) Diff(in provision.Input) ([]provision.Change, error) {
 		}
 	}
 	if len(unmasked) > 0 {
-		changes = append(changes, provision.Change{Key: "mask",
+		changes = append(changes, provision.Planned[swapWork]{Key: "mask",
 			Summary: "swap units that systemd could start again are not masked: " + strings.Join(unmasked, ", "),
-			Action:  "systemctl mask " + strings.Join(unmasked, " "), Value: unmasked})
+			Action:  "systemctl mask " + strings.Join(unmasked, " "), Data: swapWork{Units: unmasked}})
 	}
 	return changes, nil
 }
@@ -121,18 +128,18 @@ func swapDevices(s swapState, entries []fstabSwap) []string {
 
 // Apply implements provision.Step. fstab goes first, so a reboot in the
 // middle cannot bring swap back.
-func (SwapStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (SwapStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[swapWork]) error {
 	for _, c := range changes {
 		switch c.Key {
 		case "fstab":
-			if err := t.WriteFile(ctx, "/etc/fstab", []byte(c.Value.(string)), transport.WriteOptions{}); err != nil {
+			if err := t.WriteFile(ctx, "/etc/fstab", []byte(c.Data.Fstab), transport.WriteOptions{}); err != nil {
 				return err
 			}
 			if _, err := t.Run(ctx, transport.Command{Line: "systemctl daemon-reload"}); err != nil {
 				return err
 			}
 		case "mask":
-			if _, err := t.Run(ctx, transport.Command{Line: shell.Join(append([]string{"systemctl", "mask"}, c.Value.([]string)...)...)}); err != nil {
+			if _, err := t.Run(ctx, transport.Command{Line: shell.Join(append([]string{"systemctl", "mask"}, c.Data.Units...)...)}); err != nil {
 				return err
 			}
 		}

@@ -3,12 +3,14 @@ package hostprep
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -55,15 +57,6 @@ func normalizeKey(k string) string { return strings.ReplaceAll(strings.TrimSpace
 // value written "32768 60999".
 func normalizeValue(v string) string { return strings.Join(strings.Fields(v), " ") }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // Probe reads the drop-in, the live values, and every line of every file
 // `sysctl --system` reads that sets one of the keys.
 func (SysctlStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
@@ -71,7 +64,7 @@ func (SysctlStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 	var b strings.Builder
 	b.WriteString(shell.File("dropin", sysctlFile) + "\n")
 	var patterns []string
-	for _, k := range sortedKeys(want) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		fmt.Fprintf(&b, "printf 'live %%s %%s\\n' %s \"$(sysctl -n %s 2>/dev/null || echo '<missing>')\"\n", shell.Quote(k), shell.Quote(k))
 		patterns = append(patterns, strings.ReplaceAll(k, ".", "[./]"))
 	}
@@ -173,7 +166,7 @@ func overrides(sets []sysctlSetting, want map[string]string) []sysctlSetting {
 		}
 	}
 	var out []sysctlSetting
-	for _, k := range sortedKeys(want) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if s, ok := last[k]; ok && s.File != sysctlFile && s.Value != want[k] {
 			out = append(out, s)
 		}
@@ -184,9 +177,9 @@ func overrides(sets []sysctlSetting, want map[string]string) []sysctlSetting {
 // sysctlDropin is the content of kprep's drop-in.
 func sysctlDropin(want map[string]string) string {
 	var b strings.Builder
-	b.WriteString("# Written by kprep: kernel parameters Kubernetes needs. Edits are overwritten;\n")
-	b.WriteString("# set extra keys under hostprep.sysctl in the inventory instead.\n")
-	for _, k := range sortedKeys(want) {
+	b.WriteString(hostfile.Header("kernel parameters Kubernetes needs. Edits are overwritten;",
+		"set extra keys under hostprep.sysctl in the inventory instead."))
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		fmt.Fprintf(&b, "%s = %s\n", k, want[k])
 	}
 	return b.String()
@@ -196,7 +189,7 @@ func sysctlDropin(want map[string]string) string {
 // kprep's drop-in and sets a key otherwise is an error naming that file:
 // kprep does not edit files it does not own, and a value that flips back
 // at the next boot is worse than a failed run.
-func (SysctlStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (SysctlStep) Diff(in provision.Input) ([]provision.Planned[string], error) {
 	want := wantedSysctls(in.Cluster)
 	dropin, live, sets, err := parseSysctlState(in.State)
 	if err != nil {
@@ -210,32 +203,32 @@ func (SysctlStep) Diff(in provision.Input) ([]provision.Change, error) {
 		}
 		return nil, fmt.Errorf("%s", strings.Join(msgs, "\n"))
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[string]
 	content := sysctlDropin(want)
 	if dropin != content {
 		summary := sysctlFile + " is missing"
 		if dropin != "" {
 			summary = sysctlFile + " differs from what the inventory asks"
 		}
-		changes = append(changes, provision.Change{Key: "dropin", Summary: summary, Action: "write " + sysctlFile, Value: content})
+		changes = append(changes, provision.Planned[string]{Key: "dropin", Summary: summary, Action: "write " + sysctlFile, Data: content})
 	}
 	var wrong []string
-	for _, k := range sortedKeys(want) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if got := live[k]; got != want[k] {
 			wrong = append(wrong, fmt.Sprintf("%s is %s, want %s", k, got, want[k]))
 		}
 	}
 	if len(wrong) > 0 {
-		changes = append(changes, provision.Change{Key: "live", Summary: strings.Join(wrong, "; "), Action: "sysctl --system"})
+		changes = append(changes, provision.Planned[string]{Key: "live", Summary: strings.Join(wrong, "; "), Action: "sysctl --system"})
 	}
 	return changes, nil
 }
 
 // Apply implements provision.Step.
-func (SysctlStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (SysctlStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[string]) error {
 	for _, c := range changes {
 		if c.Key == "dropin" {
-			if err := t.WriteFile(ctx, sysctlFile, []byte(c.Value.(string)), transport.WriteOptions{Mode: 0o644}); err != nil {
+			if err := t.WriteFile(ctx, sysctlFile, []byte(c.Data), transport.WriteOptions{Mode: 0o644}); err != nil {
 				return err
 			}
 		}

@@ -2,6 +2,8 @@ package hostprep
 
 import (
 	"encoding/base64"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,7 +15,7 @@ func sysctlProbe(dropin string, live map[string]string, sets ...string) string {
 	if dropin != "" {
 		out = "file dropin " + base64.StdEncoding.EncodeToString([]byte(dropin)) + "\n"
 	}
-	for _, k := range sortedKeys(live) {
+	for _, k := range slices.Sorted(maps.Keys(live)) {
 		out += "live " + k + " " + live[k] + "\n"
 	}
 	for _, s := range sets {

@@ -31,7 +31,7 @@ func (d SSHDialer) Dial(ctx context.Context, h *inventory.Host) (Conn, error) {
 	}
 	conn, err := transport.Dial(ctx, transport.Config{
 		Host:           h.Name,
-		Address:        h.Address,
+		Address:        h.LoginAddress(),
 		SSH:            h.Connection,
 		LookupEnv:      lookup,
 		LogCommand:     d.LogCommand,

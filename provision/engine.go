@@ -2,13 +2,12 @@ package provision
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/kprep/kprep/provision/facts"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/transport"
 )
@@ -47,28 +46,46 @@ type Starter interface {
 // Process is a command that keeps running while others run.
 type Process = transport.Process
 
+// releaseTimeout bounds the clean-up of the run's shared values (deleting
+// a join token) once every host is done.
+const releaseTimeout = 2 * time.Minute
+
 // Options configure one run.
 type Options struct {
 	Mode Mode
-	// Steps in the order they run on each host.
+	// Steps is every step kprep knows, in the order they run on each host.
+	// Run checks the whole list (see CheckSteps) before it touches a host.
 	Steps []Step
+	// Phases selects the steps that run by phase (the part of a step's name
+	// before the slash); nil runs them all. A step may wait for a step of a
+	// phase that is not selected: the host's state decides then.
+	Phases []string
+	// Reverse runs the steps backwards and turns every After around, for
+	// teardown (see newStepGraph).
+	Reverse bool
 	// Hosts limits the run to these hosts (nil: every host).
 	Hosts []*inventory.Host
 	// Concurrency is how many hosts are worked on at once (0: the inventory's).
 	Concurrency int
 	// FailFast stops every host at the first failure.
 	FailFast bool
+	// Debug adds the stack of a step that panicked to its error.
+	Debug bool
 	// Observer hears of progress; nil ignores it.
 	Observer Observer
 	// Now is the clock (tests may fix it); nil means time.Now.
 	Now func() time.Time
 }
 
-// Run works the steps over the hosts and reports what happened. Errors
-// are in the report, per host and step; Run itself does not fail.
-func Run(ctx context.Context, c *inventory.Cluster, d Dialer, o Options) *Report {
+// Run works the steps over the hosts and reports what happened. Errors on
+// hosts are in the report, per host and step; Run itself fails only when
+// the step list is broken, before any host is touched.
+func Run(ctx context.Context, c *inventory.Cluster, d Dialer, o Options) (*Report, error) {
+	if err := CheckSteps(o.Steps); err != nil {
+		return nil, err
+	}
 	r := newRun(c, d, o)
-	return r.execute(ctx)
+	return r.execute(ctx), nil
 }
 
 // run is the state of one Run.
@@ -76,6 +93,7 @@ type run struct {
 	cluster  *inventory.Cluster
 	dialer   Dialer
 	opts     Options
+	graph    stepGraph
 	hosts    []*inventory.Host
 	observer Observer
 	now      func() time.Time
@@ -83,13 +101,30 @@ type run struct {
 	barriers *barriers
 	cancel   context.CancelFunc
 
+	// serial holds one lock per Serial step: its hosts take turns.
+	serial map[string]*sync.Mutex
+	// changed counts, per step, the hosts where it changed something, so a
+	// host that waited knows whether its probe went stale meanwhile.
+	changed map[string]*atomic.Int64
+	shared  sharedValues
+	secrets secretList
+
 	mu    sync.Mutex
-	conns map[string]Conn // every connection opened, for Peer and Close
+	conns map[string]*hostConn // one connection per host, for the host and its peers
+}
+
+// hostConn is the run's one connection to a host, dialled by the first
+// who needs it (the host's own work or a peer's step).
+type hostConn struct {
+	done chan struct{}
+	conn Conn
+	err  error
 }
 
 func newRun(c *inventory.Cluster, d Dialer, o Options) *run {
 	r := &run{cluster: c, dialer: d, opts: o, hosts: o.Hosts, observer: o.Observer, now: o.Now,
-		conns: map[string]Conn{}}
+		graph: newStepGraph(o.Steps, o.Reverse), serial: map[string]*sync.Mutex{},
+		changed: map[string]*atomic.Int64{}, conns: map[string]*hostConn{}}
 	if r.hosts == nil {
 		for i := range c.Hosts {
 			r.hosts = append(r.hosts, &c.Hosts[i])
@@ -109,8 +144,29 @@ func newRun(c *inventory.Cluster, d Dialer, o Options) *run {
 		n = 1
 	}
 	r.slots = make(chan struct{}, n)
-	r.barriers = newBarriers(o.Steps, r.hosts, c)
+	selected := r.selectedSteps()
+	for _, s := range selected {
+		r.changed[s.Name()] = &atomic.Int64{}
+		if isSerial(s) {
+			r.serial[s.Name()] = &sync.Mutex{}
+		}
+	}
+	r.barriers = newBarriers(selected, r.hosts, c)
 	return r
+}
+
+// selectedSteps are the steps of the selected phases, in run order.
+func (r *run) selectedSteps() []Step {
+	if r.opts.Mode == ModeFacts {
+		return nil
+	}
+	var out []Step
+	for _, s := range r.graph.steps {
+		if len(r.opts.Phases) == 0 || slices.Contains(r.opts.Phases, phaseOf(s.Name())) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (r *run) execute(ctx context.Context) *Report {
@@ -128,6 +184,13 @@ func (r *run) execute(ctx context.Context) *Report {
 		}(&rep.Hosts[i], h)
 	}
 	wg.Wait()
+	// Shared values are released with a context of their own: a join
+	// token is deleted even when the run was cancelled.
+	releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	for _, w := range r.shared.release(releaseCtx) {
+		rep.Warnings = append(rep.Warnings, r.secrets.redact(w))
+	}
+	cancel()
 	r.closeAll()
 	rep.Duration = r.now().Sub(start)
 	rep.DurationMs = rep.Duration.Milliseconds()
@@ -164,12 +227,8 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 		res.Error = "not started: " + err.Error()
 		return
 	}
-	held := true
-	defer func() {
-		if held {
-			r.release()
-		}
-	}()
+	slot := &heldSlot{run: r, held: true}
+	defer slot.giveBack()
 
 	start := r.now()
 	r.observer.HostStarted(h.Name)
@@ -184,32 +243,26 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 
 	conn, err := r.connect(ctx, h)
 	if err != nil {
-		res.Error = err.Error()
+		res.Error = r.secrets.redact("connect: " + err.Error())
 		return
 	}
 	w := &hostWork{run: r, host: h, conn: conn, steps: steps, res: res, token: probeToken()}
 	defer w.close()
 	if err := w.probeAll(ctx); err != nil {
-		res.Error = err.Error()
+		res.Error = r.secrets.redact(err.Error())
 		return
 	}
 	for i, s := range steps {
-		if after := afterOf(s); len(after) > 0 && r.opts.Mode == ModeApply {
-			r.release()
-			held = false
-			waitErr := r.barriers.wait(ctx, after)
-			if err := r.acquire(ctx); err != nil {
+		waited, err := w.waitTurn(ctx, slot, s)
+		if err != nil {
+			if ctx.Err() != nil {
 				w.interrupted(s, i, err)
-				return
+			} else {
+				w.skipRest(i, err.Error())
 			}
-			held = true
-			if waitErr != nil {
-				w.skipRest(i, waitErr.Error())
-				return
-			}
+			return
 		}
-		r.observer.StepStarted(h.Name, s.Name())
-		sr := w.step(ctx, i, s)
+		sr := w.stepInTurn(ctx, i, s, waited)
 		res.Steps = append(res.Steps, sr)
 		finished[s.Name()] = true
 		r.barriers.done(s.Name(), h.Name, sr.Status != StatusFailed)
@@ -224,13 +277,35 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 	}
 }
 
-// stepsFor returns the steps that apply to h, in order.
-func (r *run) stepsFor(h *inventory.Host) []Step {
-	if r.opts.Mode == ModeFacts {
+// heldSlot is a host's concurrency slot, given back while the host waits
+// for other hosts so that a wait never holds up the hosts it waits for.
+type heldSlot struct {
+	run  *run
+	held bool
+}
+
+func (s *heldSlot) giveBack() {
+	if s.held {
+		s.run.release()
+		s.held = false
+	}
+}
+
+func (s *heldSlot) take(ctx context.Context) error {
+	if s.held {
 		return nil
 	}
+	if err := s.run.acquire(ctx); err != nil {
+		return err
+	}
+	s.held = true
+	return nil
+}
+
+// stepsFor returns the selected steps that apply to h, in order.
+func (r *run) stepsFor(h *inventory.Host) []Step {
 	var out []Step
-	for _, s := range r.opts.Steps {
+	for _, s := range r.selectedSteps() {
 		if appliesTo(s, h, r.cluster) {
 			out = append(out, s)
 		}
@@ -252,31 +327,49 @@ func afterOf(s Step) []string {
 	return nil
 }
 
-// connect dials h once for the whole run and files the connection for Peer.
-func (r *run) connect(ctx context.Context, h *inventory.Host) (Conn, error) {
-	conn, err := r.dialer.Dial(ctx, h)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	r.mu.Lock()
-	r.conns[h.Name] = conn
-	r.mu.Unlock()
-	return conn, nil
+func isSerial(s Step) bool {
+	q, ok := s.(Serial)
+	return ok && q.Serial()
 }
 
-// peer returns the connection to another host, dialling it when it is not
-// part of this run (adding a node reads the join token from a control plane
-// that the run does not otherwise touch).
-func (r *run) peer(ctx context.Context, name string) (Executor, error) {
+// connect returns the run's connection to h, dialling it the first time
+// (the host's own work and any peer's step share it).
+func (r *run) connect(ctx context.Context, h *inventory.Host) (Conn, error) {
 	r.mu.Lock()
-	conn, ok := r.conns[name]
+	hc, ok := r.conns[h.Name]
+	if !ok {
+		hc = &hostConn{done: make(chan struct{})}
+		r.conns[h.Name] = hc
+	}
 	r.mu.Unlock()
 	if ok {
-		return conn, nil
+		select {
+		case <-hc.done:
+			return hc.conn, hc.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	hc.conn, hc.err = r.dialer.Dial(ctx, h)
+	if hc.err == nil {
+		r.secrets.watch(hc.conn)
+	}
+	close(hc.done)
+	return hc.conn, hc.err
+}
+
+// peer returns the connection to another host of the inventory. A host
+// outside the run (adding a node reads the join token from a control plane
+// that the run does not otherwise touch) is dialled within the asking
+// host's concurrency slot, so peers never raise the run's concurrency.
+func (r *run) peer(ctx context.Context, name string) (Executor, error) {
 	for i := range r.cluster.Hosts {
 		if h := &r.cluster.Hosts[i]; h.Name == name {
-			return r.connect(ctx, h)
+			conn, err := r.connect(ctx, h)
+			if err != nil {
+				return nil, fmt.Errorf("connect to %s: %w", name, err)
+			}
+			return conn, nil
 		}
 	}
 	return nil, fmt.Errorf("no host %q in the inventory", name)
@@ -285,170 +378,10 @@ func (r *run) peer(ctx context.Context, name string) (Executor, error) {
 func (r *run) closeAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, c := range r.conns {
-		c.Close()
-	}
-}
-
-// hostWork is the state of the steps on one host.
-type hostWork struct {
-	run   *run
-	host  *inventory.Host
-	conn  Conn
-	steps []Step
-	res   *HostResult
-	token string
-	facts facts.Facts
-	state map[string]sectionOutput
-	lock  Process
-	log   []runLogStep
-}
-
-const factsSection = "facts"
-
-// probeAll learns the facts and every step's state in one round trip. In
-// apply mode the same session takes the host's run lock and keeps it.
-func (w *hostWork) probeAll(ctx context.Context) error {
-	parts := []probePart{{name: factsSection, snippet: facts.Script}}
-	for _, s := range w.steps {
-		parts = append(parts, probePart{name: s.Name(), snippet: s.Probe(w.host, w.run.cluster)})
-	}
-	script := probeScript(w.token, parts)
-	var out string
-	if starter, ok := w.conn.(Starter); ok && w.run.opts.Mode == ModeApply {
-		lock, text, err := lockAndProbe(ctx, starter, w.token, script, probeLabel(parts))
-		if err != nil {
-			return err
+	for _, hc := range r.conns {
+		<-hc.done
+		if hc.conn != nil {
+			hc.conn.Close()
 		}
-		w.lock, out = lock, text
-	} else {
-		res, err := w.conn.Run(ctx, transport.Command{Line: script, Label: probeLabel(parts)})
-		if err != nil {
-			return fmt.Errorf("probe: %w", err)
-		}
-		out = string(res.Stdout)
 	}
-	sections, err := splitProbe(w.token, out)
-	if err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	f, err := facts.Parse(sections[factsSection].text)
-	w.res.Facts = &f
-	if err != nil {
-		return err
-	}
-	if len(w.steps) > 0 && f.Init != "systemd" {
-		return fmt.Errorf("kprep needs systemd as the init system; PID 1 is %q", f.Init)
-	}
-	w.facts = f
-	w.state = sections
-	return nil
-}
-
-// reprobe refreshes the state of steps[from:] in one round trip. It runs
-// after a step changed the host, so later steps (and the verification of
-// the changed one) see the host as it is now, not as it was.
-func (w *hostWork) reprobe(ctx context.Context, from int) error {
-	var parts []probePart
-	for _, s := range w.steps[from:] {
-		parts = append(parts, probePart{name: s.Name(), snippet: s.Probe(w.host, w.run.cluster)})
-	}
-	res, err := w.conn.Run(ctx, transport.Command{Line: probeScript(w.token, parts), Label: probeLabel(parts)})
-	if err != nil {
-		return fmt.Errorf("probe after change: %w", err)
-	}
-	sections, err := splitProbe(w.token, string(res.Stdout))
-	if err != nil {
-		return fmt.Errorf("probe after change: %w", err)
-	}
-	for name, out := range sections {
-		w.state[name] = out
-	}
-	return nil
-}
-
-func (w *hostWork) input(s Step) Input {
-	return Input{Cluster: w.run.cluster, Host: w.host, Facts: w.facts, State: w.state[s.Name()].text}
-}
-
-// step diffs one step and, in apply mode, applies and verifies it.
-func (w *hostWork) step(ctx context.Context, i int, s Step) StepResult {
-	start := w.run.now()
-	sr := StepResult{Name: s.Name(), Changes: []Change{}}
-	finish := func(st Status, err error) StepResult {
-		sr.Status = st
-		if err != nil {
-			sr.Error = err.Error()
-		}
-		sr.Duration = w.run.now().Sub(start)
-		sr.DurationMs = sr.Duration.Milliseconds()
-		w.log = append(w.log, runLogStep{Name: sr.Name, Status: st, Changes: summaries(sr.Changes), Commands: sr.Commands, Error: sr.Error})
-		return sr
-	}
-	if _, ok := w.state[s.Name()]; !ok {
-		return finish(StatusFailed, errors.New("probe printed nothing for this step"))
-	}
-	changes, err := s.Diff(w.input(s))
-	if err != nil {
-		return finish(StatusFailed, err)
-	}
-	sr.Changes = changes
-	if len(changes) == 0 {
-		return finish(StatusUnchanged, nil)
-	}
-	if w.run.opts.Mode != ModeApply {
-		return finish(StatusPending, nil)
-	}
-	rec := &recordingExecutor{Executor: w.conn}
-	target := Target{Executor: rec, Host: w.host, Peer: func(name string) (Executor, error) {
-		return w.run.peer(ctx, name)
-	}}
-	err = s.Apply(ctx, target, w.input(s), changes)
-	sr.Commands = rec.lines
-	if err != nil {
-		return finish(StatusFailed, err)
-	}
-	if err := w.reprobe(ctx, i); err != nil {
-		return finish(StatusFailed, err)
-	}
-	left, err := s.Diff(w.input(s))
-	if err != nil {
-		return finish(StatusFailed, fmt.Errorf("verify: %w", err))
-	}
-	if len(left) > 0 {
-		return finish(StatusFailed, fmt.Errorf("still differs after apply: %s", strings.Join(summaries(left), "; ")))
-	}
-	return finish(StatusChanged, nil)
-}
-
-// skipRest marks steps[from:] skipped.
-func (w *hostWork) skipRest(from int, why string) {
-	for _, s := range w.steps[from:] {
-		sr := StepResult{Name: s.Name(), Status: StatusSkipped, Changes: []Change{}, Error: why}
-		w.res.Steps = append(w.res.Steps, sr)
-		w.run.observer.StepFinished(w.host.Name, sr)
-	}
-}
-
-func (w *hostWork) interrupted(s Step, i int, err error) {
-	w.res.Interrupted = s.Name()
-	w.skipRest(i, "run cancelled: "+err.Error())
-}
-
-// close writes the run log through the lock session and lets the lock go.
-func (w *hostWork) close() {
-	if w.lock == nil {
-		return
-	}
-	writeRunLog(w.lock.Stdin(), w.run.now(), w.run.opts.Mode, w.log)
-	w.lock.Stdin().Close()
-	w.lock.Wait()
-}
-
-func summaries(cs []Change) []string {
-	out := make([]string, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, c.Summary)
-	}
-	return out
 }

@@ -26,7 +26,7 @@ func TestApplyChangesOnlyWhatDiffersAndVerifies(t *testing.T) {
 	c := testCluster("a")
 	host := newFakeHost("a", map[string]string{"p/one": "good", "p/two": "bad", "p/three": "good"})
 	steps := []Step{&keyStep{name: "p/one", want: "good"}, &keyStep{name: "p/two", want: "good"}, &keyStep{name: "p/three", want: "good"}}
-	rep := Run(context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}}, Options{Mode: ModeApply, Steps: steps})
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}}, Options{Mode: ModeApply, Steps: steps})
 
 	want := map[string]Status{"p/one": StatusUnchanged, "p/two": StatusChanged, "p/three": StatusUnchanged}
 	if diff := cmp.Diff(want, statuses(rep.Hosts[0])); diff != "" {
@@ -44,7 +44,7 @@ func TestApplyChangesOnlyWhatDiffersAndVerifies(t *testing.T) {
 	}
 
 	// The second run finds nothing to do and runs one command: the probe.
-	rep = Run(context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}}, Options{Mode: ModeApply, Steps: steps})
+	rep = runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}}, Options{Mode: ModeApply, Steps: steps})
 	for _, s := range rep.Hosts[0].Steps {
 		if s.Status != StatusUnchanged {
 			t.Errorf("rerun: %s is %s, want unchanged", s.Name, s.Status)
@@ -61,7 +61,7 @@ func TestPlanChangesNothing(t *testing.T) {
 		"a": newFakeHost("a", map[string]string{"p/one": "bad"}),
 		"b": newFakeHost("b", map[string]string{"p/one": "good"}),
 	}
-	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModePlan, Steps: []Step{&keyStep{name: "p/one", want: "good"}}})
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModePlan, Steps: []Step{&keyStep{name: "p/one", want: "good"}}})
 	if got := rep.Hosts[0].Steps[0]; got.Status != StatusPending || got.Changes[0].Summary != `p/one is "bad", want "good"` {
 		t.Errorf("host a: %+v", got)
 	}
@@ -88,7 +88,7 @@ func TestFailureIsIsolatedToItsHost(t *testing.T) {
 	hosts["b"].failSet["p/one"] = true
 	steps := []Step{&keyStep{name: "p/one", want: "x"}, &keyStep{name: "p/two", want: "y"}}
 	d := &fakeDialer{hosts: hosts, fail: map[string]error{"c": errors.New("connection refused")}}
-	rep := Run(context.Background(), c, d, Options{Mode: ModeApply, Steps: steps})
+	rep := runEngine(t, context.Background(), c, d, Options{Mode: ModeApply, Steps: steps})
 
 	if diff := cmp.Diff(map[string]Status{"p/one": StatusChanged, "p/two": StatusChanged}, statuses(rep.Hosts[0])); diff != "" {
 		t.Errorf("host a (-want +got):\n%s", diff)
@@ -112,7 +112,7 @@ func TestApplyThatDoesNotConvergeFails(t *testing.T) {
 	c := testCluster("a")
 	host := newFakeHost("a", map[string]string{"p/one": "bad"})
 	host.broken["p/one"] = true
-	rep := Run(context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}},
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}},
 		Options{Mode: ModeApply, Steps: []Step{&keyStep{name: "p/one", want: "good"}}})
 	got := rep.Hosts[0].Steps[0]
 	if got.Status != StatusFailed || got.Error != `still differs after apply: p/one is "bad", want "good"` {
@@ -140,7 +140,7 @@ func TestConcurrencyLimit(t *testing.T) {
 		}
 		hosts[n] = h
 	}
-	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts},
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: hosts},
 		Options{Mode: ModeApply, Concurrency: 2, Steps: []Step{&keyStep{name: "p/one", want: "x"}}})
 	if rep.Failed() {
 		t.Fatalf("run failed: %+v", rep.Hosts)
@@ -163,7 +163,7 @@ func TestCancelReportsHostsLeftMidStep(t *testing.T) {
 		<-started
 		cancel()
 	}()
-	rep := Run(ctx, c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Observer: obs,
+	rep := runEngine(t, ctx, c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Observer: obs,
 		Steps: []Step{&keyStep{name: "p/slow", want: "x"}, &keyStep{name: "p/next", want: "y"}}})
 	for _, h := range rep.Hosts {
 		if h.Interrupted != "p/slow" {
@@ -201,7 +201,7 @@ func TestFailFastStopsOtherHosts(t *testing.T) {
 		<-obs.started
 		close(bStarted)
 	}()
-	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, FailFast: true, Observer: obs,
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, FailFast: true, Observer: obs,
 		Steps: []Step{&keyStep{name: "p/one", want: "x"}}})
 	if rep.Hosts[1].Interrupted != "p/one" {
 		t.Errorf("host b was not stopped: %+v", rep.Hosts[1])
@@ -223,7 +223,7 @@ func TestCrossHostOrder(t *testing.T) {
 			&keyStep{name: "kube/init", want: "done", only: []string{"cp"}, applied: events},
 			&keyStep{name: "kube/join", want: "done", only: []string{"w1", "w2"}, after: []string{"kube/init"}, applied: events},
 		}
-		rep := Run(context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Concurrency: concurrency, Steps: steps})
+		rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Concurrency: concurrency, Steps: steps})
 		if rep.Failed() {
 			t.Fatalf("concurrency %d: failed: %+v", concurrency, rep.Hosts)
 		}
@@ -244,7 +244,7 @@ func TestCrossHostOrderSkipsWhenPrerequisiteFails(t *testing.T) {
 		&keyStep{name: "kube/init", want: "done", only: []string{"cp"}},
 		&keyStep{name: "kube/join", want: "done", only: []string{"w1"}, after: []string{"kube/init"}},
 	}
-	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Steps: steps})
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: hosts}, Options{Mode: ModeApply, Steps: steps})
 	got := rep.Hosts[1].Steps[0]
 	if got.Status != StatusSkipped || got.Error != "waits for kube/init, which did not succeed on cp" {
 		t.Errorf("join: %s %q", got.Status, got.Error)
@@ -258,7 +258,7 @@ func TestUnknownOSFailsHostBeforeAnyStep(t *testing.T) {
 	c := testCluster("a")
 	host := newFakeHost("a", map[string]string{})
 	host.facts = "os_id=alpine\nos_version=3.20\narch=x86_64\ninit=systemd\n"
-	rep := Run(context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}},
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}},
 		Options{Mode: ModeApply, Steps: []Step{&keyStep{name: "p/one", want: "x"}}})
 	if h := rep.Hosts[0]; !strings.HasPrefix(h.Error, `unsupported operating system "alpine 3.20"`) || len(h.Steps) != 0 {
 		t.Errorf("got error %q, steps %v", h.Error, h.Steps)
@@ -274,7 +274,7 @@ func TestPeerReachesHostsOutsideTheRun(t *testing.T) {
 	var mu sync.Mutex
 	var peerErr error
 	step := &peerStep{peer: "cp", check: func(err error) { mu.Lock(); peerErr = err; mu.Unlock() }}
-	rep := Run(context.Background(), c, &fakeDialer{hosts: hosts},
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: hosts},
 		Options{Mode: ModeApply, Hosts: []*inventory.Host{&c.Hosts[1]}, Steps: []Step{step}})
 	if rep.Failed() || peerErr != nil {
 		t.Fatalf("failed: %v %+v", peerErr, rep.Hosts)

@@ -2,11 +2,14 @@ package provision
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/transport"
@@ -47,11 +50,24 @@ type fakeHost struct {
 	gate map[string]chan struct{}
 	// onRun is called for every command (to measure concurrency).
 	onRun func()
+	// onSet is called after a "set KEY" changed the state, without the
+	// host's lock (it may change other hosts).
+	onSet func(key string)
+	// probeStatus makes a section's snippet exit with that status and
+	// write probeStderr; dropSection leaves a section out of the output.
+	probeStatus map[string]int
+	probeStderr map[string]string
+	dropSection map[string]bool
+	// secrets are what the engine asked the connection to mask.
+	secrets []string
+	// runLog is what the lock session was given for the host's run log.
+	runLog strings.Builder
 }
 
 func newFakeHost(name string, state map[string]string) *fakeHost {
 	return &fakeHost{name: name, state: state, facts: rockyFacts, failSet: map[string]bool{},
-		block: map[string]bool{}, broken: map[string]bool{}, gate: map[string]chan struct{}{}}
+		block: map[string]bool{}, broken: map[string]bool{}, gate: map[string]chan struct{}{},
+		probeStatus: map[string]int{}, probeStderr: map[string]string{}, dropSection: map[string]bool{}}
 }
 
 func (h *fakeHost) Run(ctx context.Context, cmd transport.Command) (transport.Result, error) {
@@ -82,6 +98,9 @@ func (h *fakeHost) Run(ctx context.Context, cmd transport.Command) (transport.Re
 		h.mu.Lock()
 		h.state[key] = value
 		h.mu.Unlock()
+		if h.onSet != nil {
+			h.onSet(key)
+		}
 	}
 	return transport.Result{}, nil
 }
@@ -92,13 +111,19 @@ func (h *fakeHost) answerProbe(sections [][]string) string {
 	var b strings.Builder
 	for _, m := range sections {
 		token, name := m[1], m[2]
+		if h.dropSection[name] {
+			continue
+		}
 		fmt.Fprintf(&b, "%s begin %s\n", token, name)
 		if name == factsSection {
 			b.WriteString(h.facts)
 		} else {
 			fmt.Fprintf(&b, "%s\n", h.state[name])
 		}
-		fmt.Fprintf(&b, "%s end %s 0\n", token, name)
+		fmt.Fprintf(&b, "%s end %s %d\n", token, name, h.probeStatus[name])
+		if e := h.probeStderr[name]; e != "" {
+			fmt.Fprintf(&b, "%s stderr %s %s\n", token, name, base64.StdEncoding.EncodeToString([]byte(e)))
+		}
 	}
 	return b.String()
 }
@@ -109,6 +134,49 @@ func (h *fakeHost) WriteFile(ctx context.Context, path string, data []byte, opts
 }
 
 func (h *fakeHost) Close() error { return nil }
+
+func (h *fakeHost) AddSecret(s string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.secrets = append(h.secrets, s)
+}
+
+// lockingHost is a fakeHost that also holds the run lock and takes the run
+// log the way a real connection does (Starter).
+type lockingHost struct{ *fakeHost }
+
+var lockTokenRE = regexp.MustCompile(`echo "(@@kprep-[0-9a-f]+) probed"`)
+
+func (h lockingHost) Start(ctx context.Context, cmd transport.Command) (Process, error) {
+	res, err := h.Run(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	token := lockTokenRE.FindStringSubmatch(cmd.Line)[1]
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(res.Stdout)
+		fmt.Fprintf(pw, "%s probed\n", token)
+		pw.Close()
+	}()
+	return &fakeProcess{stdout: pr, log: &h.runLog, mu: &h.mu}, nil
+}
+
+type fakeProcess struct {
+	stdout io.Reader
+	log    *strings.Builder
+	mu     *sync.Mutex
+}
+
+func (p *fakeProcess) Stdout() io.Reader     { return p.stdout }
+func (p *fakeProcess) Stdin() io.WriteCloser { return p }
+func (p *fakeProcess) Wait() error           { return nil }
+func (p *fakeProcess) Close() error          { return nil }
+func (p *fakeProcess) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.Write(b)
+}
 
 func (h *fakeHost) changingCommands() []string {
 	h.mu.Lock()
@@ -132,9 +200,20 @@ func (h *fakeHost) roundTrips() int {
 type fakeDialer struct {
 	hosts map[string]*fakeHost
 	fail  map[string]error
+	// locking hands out hosts that hold the run lock and keep a run log.
+	locking bool
+
+	mu    sync.Mutex
+	dials map[string]int
 }
 
 func (d *fakeDialer) Dial(ctx context.Context, h *inventory.Host) (Conn, error) {
+	d.mu.Lock()
+	if d.dials == nil {
+		d.dials = map[string]int{}
+	}
+	d.dials[h.Name]++
+	d.mu.Unlock()
 	if err := d.fail[h.Name]; err != nil {
 		return nil, err
 	}
@@ -142,7 +221,16 @@ func (d *fakeDialer) Dial(ctx context.Context, h *inventory.Host) (Conn, error) 
 	if !ok {
 		return nil, errors.New("no route to host")
 	}
+	if d.locking {
+		return lockingHost{fh}, nil
+	}
 	return fh, nil
+}
+
+func (d *fakeDialer) dialsOf(name string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dials[name]
 }
 
 // keyStep wants state[name] == want on every host (or on the hosts listed).
@@ -255,4 +343,14 @@ func (s *peerStep) Apply(ctx context.Context, t Target, in Input, changes []Chan
 	}
 	_, err = t.Run(ctx, transport.Command{Line: "set kube/join yes"})
 	return err
+}
+
+// runEngine runs the engine and fails the test if the step list is refused.
+func runEngine(t testing.TB, ctx context.Context, c *inventory.Cluster, d Dialer, o Options) *Report {
+	t.Helper()
+	rep, err := Run(ctx, c, d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kprep/kprep/provision/transport"
@@ -67,11 +69,15 @@ exec cat >>%[6]s`, StateDir, lockFile, token, lockBusyStatus, probe, runLogFile)
 
 // runLogStep is one step in a run log record.
 type runLogStep struct {
-	Name     string   `json:"name"`
-	Status   Status   `json:"status"`
-	Changes  []string `json:"changes,omitempty"`
-	Commands []string `json:"commands,omitempty"`
-	Error    string   `json:"error,omitempty"`
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	// Start and DurationMs say when the step ran, so the order of steps
+	// across hosts can be read from their run logs.
+	Start      time.Time `json:"start"`
+	DurationMs int64     `json:"durationMs"`
+	Changes    []string  `json:"changes,omitempty"`
+	Commands   []string  `json:"commands,omitempty"`
+	Error      string    `json:"error,omitempty"`
 }
 
 // runLogRecord is one line of /var/lib/kprep/run.log: what one run did on
@@ -91,19 +97,45 @@ func writeRunLog(w io.Writer, now time.Time, mode Mode, steps []runLogStep) erro
 	return err
 }
 
-// recordingExecutor remembers the command lines a step ran, for the report
-// and the run log.
-type recordingExecutor struct {
-	Executor
+// commandList collects the command lines a step ran, on its host and its
+// peers, for the report and the run log.
+type commandList struct {
+	mu    sync.Mutex
 	lines []string
 }
 
+func (l *commandList) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+}
+
+func (l *commandList) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
+// recordingExecutor remembers the command lines a step runs through it,
+// with the command's own secrets and the run's masked; prefix names a
+// peer ("cp1: ").
+type recordingExecutor struct {
+	Executor
+	secrets *secretList
+	into    *commandList
+	prefix  string
+}
+
 func (e *recordingExecutor) Run(ctx context.Context, cmd transport.Command) (transport.Result, error) {
-	e.lines = append(e.lines, transport.Redact(cmd.Line, cmd.Secrets))
+	shown := cmd.Line
+	if cmd.Label != "" {
+		shown = cmd.Label
+	}
+	e.into.add(e.prefix + e.secrets.redact(transport.Redact(shown, cmd.Secrets)))
 	return e.Executor.Run(ctx, cmd)
 }
 
 func (e *recordingExecutor) WriteFile(ctx context.Context, path string, data []byte, opts transport.WriteOptions) error {
-	e.lines = append(e.lines, "write "+path)
+	e.into.add(e.prefix + "write " + path)
 	return e.Executor.WriteFile(ctx, path, data, opts)
 }

@@ -2,7 +2,9 @@ package provision
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,15 +21,20 @@ type probePart struct {
 // into sections by lines that carry a random token, so no file content a
 // snippet prints can be mistaken for a marker. Each snippet runs in its own
 // subshell with stdin from /dev/null: it cannot leak variables into the
-// next one, nor eat the input of the command around the script.
+// next one, nor eat the input of the command around the script. Its stdout
+// goes straight out (fd 3); its stderr is kept and, when the snippet exits
+// non-zero, printed after its end marker (base64, the last 4 KiB), so a
+// failed probe is reported with its own error message.
 func probeScript(token string, parts []probePart) string {
 	var b strings.Builder
 	b.WriteString("LC_ALL=C; export LC_ALL\n")
 	b.WriteString("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH\n")
+	b.WriteString("exec 3>&1\n")
 	for _, p := range parts {
 		fmt.Fprintf(&b, "echo '%s begin %s'\n", token, p.name)
-		fmt.Fprintf(&b, "(\n%s\n) </dev/null\n", strings.TrimRight(p.snippet, "\n"))
-		fmt.Fprintf(&b, "echo \"%s end %s $?\"\n", token, p.name)
+		fmt.Fprintf(&b, "kprep_err=$( (\n%s\n) </dev/null 2>&1 1>&3 ); kprep_rc=$?\n", strings.TrimRight(p.snippet, "\n"))
+		fmt.Fprintf(&b, "echo \"%s end %s $kprep_rc\"\n", token, p.name)
+		fmt.Fprintf(&b, "[ \"$kprep_rc\" = 0 ] || [ -z \"$kprep_err\" ] || printf '%s stderr %s %%s\\n' \"$(printf '%%s' \"$kprep_err\" | tail -c 4096 | base64 -w0)\"\n", token, p.name)
 	}
 	return b.String()
 }
@@ -45,6 +52,21 @@ func probeToken() string {
 type sectionOutput struct {
 	text   string
 	status int
+	// stderr is what a snippet that exited non-zero wrote to stderr.
+	stderr string
+}
+
+// check fails a section whose snippet exited non-zero, with its stderr:
+// state from a probe that did not finish is never diffed.
+func (s sectionOutput) check() error {
+	if s.status == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("the probe exited %d", s.status)
+	if e := strings.TrimSpace(s.stderr); e != "" {
+		msg += ": " + e
+	}
+	return errors.New(msg)
 }
 
 // splitProbe cuts the script's output back into sections. A section whose
@@ -70,6 +92,14 @@ func splitProbe(token, out string) (map[string]sectionOutput, error) {
 		case len(fields) == 2 && fields[0] == "begin":
 			current, open = fields[1], true
 			body.Reset()
+		case len(fields) == 3 && fields[0] == "stderr" && !open:
+			sec, ok := sections[fields[1]]
+			raw, err := base64.StdEncoding.DecodeString(fields[2])
+			if !ok || err != nil {
+				return nil, fmt.Errorf("probe output: bad stderr marker for %s", fields[1])
+			}
+			sec.stderr = string(raw)
+			sections[fields[1]] = sec
 		case len(fields) == 3 && fields[0] == "end" && open && fields[1] == current:
 			status, err := strconv.Atoi(fields[2])
 			if err != nil {

@@ -78,8 +78,11 @@ func (h *HostResult) Pending() bool {
 
 // Report is the result of one run over all hosts, in inventory order.
 type Report struct {
-	Mode       Mode          `json:"mode"`
-	Hosts      []HostResult  `json:"hosts"`
+	Mode  Mode         `json:"mode"`
+	Hosts []HostResult `json:"hosts"`
+	// Warnings are problems outside any host's steps that did not fail the
+	// run, such as a join token that could not be deleted at the end.
+	Warnings   []string      `json:"warnings,omitempty"`
 	Duration   time.Duration `json:"-"`
 	DurationMs int64         `json:"durationMs"`
 }

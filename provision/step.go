@@ -49,8 +49,19 @@ type HostFilter interface {
 // Sequenced is implemented by steps that must wait for other steps to have
 // finished on every host they apply to (kubeadm join waits for kubeadm init
 // on the first control plane). Cross-host order is declared, not coded.
+// Every name must be a step that comes earlier in the run's list; Run
+// refuses a list that breaks this.
 type Sequenced interface {
 	After() []string
+}
+
+// Serial is implemented by steps that run on one host at a time across the
+// run (control planes join one by one, each checked before the next),
+// while every other step keeps full parallelism. A host that waited for its
+// turn probes the step again before it decides, when another host changed
+// the step meanwhile.
+type Serial interface {
+	Serial() bool
 }
 
 // Input is what a step sees of one host: the inventory, the host's facts and
@@ -81,6 +92,28 @@ type Change struct {
 type Target struct {
 	Executor
 	Host *inventory.Host
-	// Peer returns the executor of another host of this run, by name.
+	// Peer returns the executor of another host of the inventory, by name.
+	// Each host is dialled once per run and the connection shared; what a
+	// step runs through it is recorded in the step's commands and the run
+	// log, prefixed with the peer's name.
 	Peer func(name string) (Executor, error)
+	// Once returns the run's value for key, making it with make the first
+	// time any host asks (the others wait for it). See Shared.
+	Once func(ctx context.Context, key string, mk MakeShared) (string, error)
+}
+
+// MakeShared makes a value that several hosts' steps share within one run.
+type MakeShared func(ctx context.Context) (Shared, error)
+
+// Shared is a value computed once per run by one host's step and read by
+// others: a join token, a certificate key, the CA's hash. Only apply makes
+// them (plan never runs Apply), and they live in memory for the run only.
+type Shared struct {
+	Value string
+	// Secret values are masked ("***") in every command line, error, log
+	// line and report of the run, like passwords.
+	Secret bool
+	// Release, when set, runs once when every host is done (delete the join
+	// token); its errors are reported as warnings of the run.
+	Release func(ctx context.Context) error
 }

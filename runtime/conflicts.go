@@ -47,7 +47,7 @@ func (ConflictsStep) Probe(*inventory.Host, *inventory.Cluster) string {
 }
 
 // Diff implements provision.Step.
-func (ConflictsStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (ConflictsStep) Diff(in provision.Input) ([]provision.Planned[string], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -69,9 +69,9 @@ func (ConflictsStep) Diff(in provision.Input) ([]provision.Change, error) {
 	}
 	sort.Strings(found)
 	cmd := removeCommand(in.Facts.Family, found)
-	return []provision.Change{{Key: "remove",
+	return []provision.Planned[string]{{Key: "remove",
 		Summary: fmt.Sprintf("installed, and in Docker CE's way: %s", strings.Join(described, ", ")),
-		Action:  cmd, Value: cmd}}, nil
+		Action:  cmd, Data: cmd}}, nil
 }
 
 // removeCommand is the package manager's removal of names.
@@ -83,9 +83,9 @@ func removeCommand(family facts.Family, names []string) string {
 }
 
 // Apply implements provision.Step.
-func (ConflictsStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (ConflictsStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[string]) error {
 	for _, c := range changes {
-		if _, err := t.Run(ctx, transport.Command{Line: c.Value.(string), Timeout: removeTimeout}); err != nil {
+		if _, err := t.Run(ctx, transport.Command{Line: c.Data, Timeout: removeTimeout}); err != nil {
 			return fmt.Errorf("remove the packages that conflict with Docker CE: %w", err)
 		}
 	}

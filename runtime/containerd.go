@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -40,7 +41,7 @@ func (ContainerdStep) Probe(*inventory.Host, *inventory.Cluster) string {
 }
 
 // Diff implements provision.Step.
-func (ContainerdStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (ContainerdStep) Diff(in provision.Input) ([]provision.Planned[[]byte], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -48,7 +49,7 @@ func (ContainerdStep) Diff(in provision.Input) ([]provision.Change, error) {
 	if st.Values["version"] == "" {
 		// Only in a plan on a host without Docker CE yet: in apply, the
 		// packages step has installed containerd before this diff runs.
-		return []provision.Change{{Key: "config",
+		return []provision.Planned[[]byte]{{Key: "config",
 			Summary: "containerd is not installed yet (runtime/packages installs containerd.io)",
 			Action:  "write " + containerdConfigPath + " for the CRI once containerd is installed"}}, nil
 	}
@@ -72,21 +73,21 @@ func (ContainerdStep) Diff(in provision.Input) ([]provision.Change, error) {
 	if len(reasons) == 0 {
 		return nil, nil
 	}
-	return []provision.Change{{Key: "config",
+	return []provision.Planned[[]byte]{{Key: "config",
 		Summary: containerdConfigPath + ": " + strings.Join(reasons, "; "),
 		Action:  fmt.Sprintf("write %s (config version %d), checked with `containerd config dump` first", containerdConfigPath, configVersion(want)),
-		Value:   encodeContainerdConfig(want)}}, nil
+		Data:    encodeContainerdConfig(want)}}, nil
 }
 
 // checkContainerdConfig loads a candidate config.toml with the installed
 // containerd, from a temporary file beside the real one.
-const checkContainerdConfig = `mkdir -p /etc/containerd && f=$(mktemp /etc/containerd/.config.toml.kprep-XXXXXX) && cat >"$f" && containerd --config "$f" config dump >/dev/null; rc=$?; rm -f "$f"; exit $rc`
+var checkContainerdConfig = hostfile.CheckCandidate(containerdConfigPath, `containerd --config "$f" config dump >/dev/null`)
 
 // Apply implements provision.Step.
-func (ContainerdStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (ContainerdStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[[]byte]) error {
 	for _, c := range changes {
-		content, ok := c.Value.([]byte)
-		if !ok {
+		content := c.Data
+		if content == nil {
 			return fmt.Errorf("containerd is not installed, so %s cannot be written; runtime/packages should have installed containerd.io", containerdConfigPath)
 		}
 		if _, err := t.Run(ctx, transport.Command{Line: checkContainerdConfig, Stdin: content}); err != nil {

@@ -42,7 +42,7 @@ func TestContainerdStockConfigIsRegenerated(t *testing.T) {
 	if changes[0].Summary != want {
 		t.Errorf("summary:\n%s\nwant\n%s", changes[0].Summary, want)
 	}
-	content := changes[0].Value.([]byte)
+	content := changes[0].Data
 	m, err := parseContainerdConfig(content)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestContainerd2UsesVersion3Tables(t *testing.T) {
 	c := labCluster()
 	state := containerdState("", containerd20, readTestdata(t, "containerd-2.0-default.toml"))
 	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, state))
-	m, err := parseContainerdConfig(changes[0].Value.([]byte))
+	m, err := parseContainerdConfig(changes[0].Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +104,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.z
 	if diff := cmp.Diff(want, summariesOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
-	m, _ := parseContainerdConfig(changes[0].Value.([]byte))
+	m, _ := parseContainerdConfig(changes[0].Data)
 	if m["root"] != "/data/containerd" || lookup(m, []string{"plugins", "io.containerd.grpc.v1.cri", "registry", "config_path"}) != "/etc/containerd/certs.d" {
-		t.Errorf("user keys lost:\n%s", changes[0].Value)
+		t.Errorf("user keys lost:\n%s", changes[0].Data)
 	}
 	if diff := cmp.Diff([]any{"io.containerd.snapshotter.v1.zfs"}, m["disabled_plugins"]); diff != "" {
 		t.Errorf("disabled_plugins (-want +got):\n%s", diff)
@@ -120,7 +120,7 @@ func TestContainerdEdgeCases(t *testing.T) {
 	c := labCluster()
 	// A plan on a host without containerd yet.
 	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, "file config -\nversion=\n"))
-	if len(changes) != 1 || changes[0].Value != nil || !strings.Contains(changes[0].Summary, "not installed yet") {
+	if len(changes) != 1 || changes[0].Data != nil || !strings.Contains(changes[0].Summary, "not installed yet") {
 		t.Errorf("not installed: %+v", changes)
 	}
 	if err := (ContainerdStep{}).Apply(context.Background(), (&fakeHost{}).target(c), input(c, rocky9, ""), changes); err == nil {
@@ -156,7 +156,7 @@ func TestContainerdReadsTheConfig(t *testing.T) {
 	}
 	c := labCluster()
 	state := containerdState(readTestdata(t, "containerd.io-stock.toml"), containerd16, readTestdata(t, "containerd-1.6-default.toml"))
-	content := mustDiff(t, ContainerdStep{}, input(c, rocky9, state))[0].Value.([]byte)
+	content := mustDiff(t, ContainerdStep{}, input(c, rocky9, state))[0].Data
 	path := filepath.Join(t.TempDir(), "config.toml")
 	runSh(t, "cat > "+path+" <<'EOF'\n"+string(content)+"EOF")
 	out := runSh(t, bin+" --config "+path+" config dump")

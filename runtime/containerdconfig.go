@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -231,9 +232,9 @@ func deepCopyValue(v any) any {
 // tables: the same config always gives the same bytes.
 func encodeContainerdConfig(m map[string]any) []byte {
 	var b bytes.Buffer
-	b.WriteString(kprepMarker + ": containerd for Kubernetes (CRI plugin on, runc with the systemd\n" +
-		"# cgroup driver, the inventory's sandbox image). Other keys may be edited;\n" +
-		"# kprep keeps them. The first file kprep replaced is kept as config.toml.kprep-orig.\n")
+	b.WriteString(hostfile.Header("containerd for Kubernetes (CRI plugin on, runc with the systemd",
+		"cgroup driver, the inventory's sandbox image). Other keys may be edited;",
+		"kprep keeps them. The first file kprep replaced is kept as config.toml.kprep-orig."))
 	enc := toml.NewEncoder(&b)
 	enc.SetIndentTables(true)
 	if err := enc.Encode(m); err != nil {

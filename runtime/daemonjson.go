@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -48,7 +49,7 @@ type daemonWrite struct {
 }
 
 // Diff implements provision.Step.
-func (DaemonJSONStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (DaemonJSONStep) Diff(in provision.Input) ([]provision.Planned[daemonWrite], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -78,8 +79,8 @@ func (DaemonJSONStep) Diff(in provision.Input) ([]provision.Change, error) {
 	if validate {
 		action += "; dockerd --validate first"
 	}
-	return []provision.Change{{Key: "daemon.json", Summary: summary, Action: action,
-		Value: daemonWrite{Content: encodeDaemonJSON(want), Validate: validate, Snapshot: loadedSnapshot(st, raw, exists)}}}, nil
+	return []provision.Planned[daemonWrite]{{Key: "daemon.json", Summary: summary, Action: action,
+		Data: daemonWrite{Content: encodeDaemonJSON(want), Validate: validate, Snapshot: loadedSnapshot(st, raw, exists)}}}, nil
 }
 
 // loadedSnapshot returns a record of the daemon.json the running dockerd
@@ -113,12 +114,12 @@ func hasHostFlag(execStart string) bool {
 
 // validateDaemonJSON checks a candidate daemon.json with the installed
 // dockerd, from a temporary file beside the real one.
-const validateDaemonJSON = `mkdir -p /etc/docker && f=$(mktemp /etc/docker/.daemon.json.kprep-XXXXXX) && cat >"$f" && dockerd --validate --config-file "$f"; rc=$?; rm -f "$f"; exit $rc`
+var validateDaemonJSON = hostfile.CheckCandidate(daemonJSONPath, `dockerd --validate --config-file "$f"`)
 
 // Apply implements provision.Step.
-func (DaemonJSONStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (DaemonJSONStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[daemonWrite]) error {
 	for _, c := range changes {
-		w := c.Value.(daemonWrite)
+		w := c.Data
 		if w.Validate {
 			if _, err := t.Run(ctx, transport.Command{Line: validateDaemonJSON, Stdin: w.Content}); err != nil {
 				return fmt.Errorf("dockerd --validate refused the new %s, which was not written: %w", daemonJSONPath, err)

@@ -28,7 +28,7 @@ func TestDaemonJSONMergeKeepsUserKeys(t *testing.T) {
 	if len(changes) != 1 {
 		t.Fatalf("changes %v", summariesOf(changes))
 	}
-	w := changes[0].Value.(daemonWrite)
+	w := changes[0].Data
 	want := `{
   "data-root": "/data/docker",
   "debug": true,
@@ -83,7 +83,7 @@ func TestDaemonJSONDropsWhatTheInventoryDrops(t *testing.T) {
 	// Reloadable keys stay, emptied: a reload would not clear a removed one.
 	want := "{\n  \"exec-opts\": [\n    \"native.cgroupdriver=systemd\"\n  ],\n  \"insecure-registries\": [],\n  \"live-restore\": false,\n" +
 		"  \"log-driver\": \"json-file\",\n  \"registry-mirrors\": []\n}\n"
-	if diff := cmp.Diff(want, string(changes[0].Value.(daemonWrite).Content)); diff != "" {
+	if diff := cmp.Diff(want, string(changes[0].Data.Content)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -93,7 +93,7 @@ func TestDaemonJSONFresh(t *testing.T) {
 	if diff := cmp.Diff([]string{"/etc/docker/daemon.json is missing"}, summariesOf(changes)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if w := changes[0].Value.(daemonWrite); w.Validate || w.Snapshot != nil {
+	if w := changes[0].Data; w.Validate || w.Snapshot != nil {
 		t.Errorf("fresh write: validate %v, snapshot %v (dockerd 20.10 has no --validate)", w.Validate, w.Snapshot)
 	}
 }
@@ -142,7 +142,7 @@ func TestDaemonJSONSnapshotsWhatDockerdRead(t *testing.T) {
 	}
 	for _, tt := range tests {
 		changes := mustDiff(t, DaemonJSONStep{}, input(c, rocky9, tt.state))
-		snap := changes[0].Value.(daemonWrite).Snapshot
+		snap := changes[0].Data.Snapshot
 		if (snap != nil) != tt.want {
 			t.Errorf("%s: snapshot %v, want %v", tt.name, snap, tt.want)
 			continue

@@ -42,20 +42,18 @@ func labCluster() *inventory.Cluster {
 
 // The shared fixtures and helpers of step tests (provision/steptest).
 var (
-	centos7     = steptest.CentOS7
-	rocky9      = steptest.Rocky9
-	openEuler   = steptest.OpenEuler2203
-	ubuntu      = steptest.Ubuntu2204
-	input       = steptest.Input
-	fileRecord  = steptest.FileRecord
-	summariesOf = steptest.Summaries
-	keysOf      = steptest.Keys
+	centos7    = steptest.CentOS7
+	rocky9     = steptest.Rocky9
+	openEuler  = steptest.OpenEuler2203
+	ubuntu     = steptest.Ubuntu2204
+	input      = steptest.Input
+	fileRecord = steptest.FileRecord
 )
 
 func readTestdata(t *testing.T, name string) string { return steptest.Testdata(t, name) }
 
 // mustDiff runs a step's diff and fails the test on an error.
-func mustDiff(t *testing.T, s provision.Step, in provision.Input) []provision.Change {
+func mustDiff[T any](t *testing.T, s provision.TypedStep[T], in provision.Input) []provision.Planned[T] {
 	t.Helper()
 	changes, err := s.Diff(in)
 	if err != nil {
@@ -115,3 +113,9 @@ func execSh(script string) (string, error) {
 	out, err := exec.Command("sh", "-c", script).CombinedOutput()
 	return string(out), err
 }
+
+// summariesOf lists the changes' summaries (steptest.Summaries).
+func summariesOf[T any](cs []provision.Planned[T]) []string { return steptest.Summaries(cs) }
+
+// keysOf lists the changes' keys (steptest.Keys).
+func keysOf[T any](cs []provision.Planned[T]) []string { return steptest.Keys(cs) }

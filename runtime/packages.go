@@ -51,7 +51,7 @@ type pkgChange struct {
 }
 
 // Diff implements provision.Step.
-func (PackagesStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (PackagesStep) Diff(in provision.Input) ([]provision.Planned[pkgChange], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func (PackagesStep) Diff(in provision.Input) ([]provision.Change, error) {
 	}
 	installed := parseInstalled(st.Lines, in.Facts.Family)
 	wantVersion := in.Cluster.Docker.Version
-	var changes []provision.Change
+	var changes []provision.Planned[pkgChange]
 	for _, name := range dockerPackages {
 		want := ""
 		if pinned(name) {
@@ -80,27 +80,27 @@ func (PackagesStep) Diff(in provision.Input) ([]provision.Change, error) {
 				what = name + " " + want
 				summary += " (the inventory pins " + want + ")"
 			}
-			changes = append(changes, provision.Change{Key: name, Summary: summary,
-				Action: tool + " install " + what, Value: pkgChange{Name: name, Want: want}})
+			changes = append(changes, provision.Planned[pkgChange]{Key: name, Summary: summary,
+				Action: tool + " install " + what, Data: pkgChange{Name: name, Want: want}})
 		case want != "" && !sameVersion(have.Version, want):
 			pc := pkgChange{Name: name, Want: want, Have: have.Version, Downgrade: !newer(want, have.Version)}
 			verb := "upgrade"
 			if pc.Downgrade {
 				verb = "downgrade"
 			}
-			changes = append(changes, provision.Change{Key: name,
+			changes = append(changes, provision.Planned[pkgChange]{Key: name,
 				Summary: fmt.Sprintf("%s %s is installed; the inventory pins %s (%s)", name, upstreamVersion(have.Version), want, verb),
-				Action:  fmt.Sprintf("%s %s %s to %s", tool, verb, name, want), Value: pc})
+				Action:  fmt.Sprintf("%s %s %s to %s", tool, verb, name, want), Data: pc})
 		}
 	}
 	return changes, nil
 }
 
 // Apply implements provision.Step.
-func (PackagesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (PackagesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[pkgChange]) error {
 	var pcs []pkgChange
 	for _, c := range changes {
-		pcs = append(pcs, c.Value.(pkgChange))
+		pcs = append(pcs, c.Data)
 	}
 	if in.Facts.Family == facts.FamilyDebian {
 		return aptInstall(ctx, t, in, pcs)
@@ -110,6 +110,19 @@ func (PackagesStep) Apply(ctx context.Context, t provision.Target, in provision.
 
 // yumRepoID is the repo docker-ce.repo defines.
 const yumRepoID = "docker-ce-stable"
+
+// YumTransaction returns the yum command that installs (or downgrades)
+// packages from kprep's own repos alone first: on the offline and
+// air-gapped hosts kprep's users run, the distribution's repos are often
+// unreachable, and dnf spends a minute and a half per transaction retrying
+// their mirrors. Only when that lacks a dependency (container-selinux from
+// CentOS extras, say) does it try again with every repo, each given a short
+// timeout, one retry, and skipped when unreachable.
+func YumTransaction(verb string, repos, specs []string) string {
+	own := shell.Join(append([]string{"yum", verb, "-y", "--disablerepo=*", "--enablerepo=" + strings.Join(repos, ",")}, specs...)...)
+	all := shell.Join(append([]string{"yum", verb, "-y", yumSkipUnavailable, "--setopt=timeout=10", "--setopt=retries=1"}, specs...)...)
+	return fmt.Sprintf(`out=$(%s 2>&1) || { printf '%%s\nkprep: trying again with every repo, the repos kprep set up were not enough (short timeouts for the others)\n' "$out" >&2; %s; }`, own, all)
+}
 
 // yumSkipUnavailable keeps a repo that cannot be reached (a dead mirror of
 // some unrelated repo) from failing the install; a package that really is
@@ -138,13 +151,13 @@ func yumInstall(ctx context.Context, t provision.Target, in provision.Input, pcs
 	// Downgrades first: an install of a newer docker-ce-cli beside an older
 	// docker-ce would be the wrong way round.
 	if len(downgrade) > 0 {
-		line := shell.Join(append([]string{"yum", "downgrade", "-y", yumSkipUnavailable}, downgrade...)...)
+		line := YumTransaction("downgrade", []string{yumRepoID}, downgrade)
 		if _, err := t.Run(ctx, transport.Command{Line: line, Timeout: installTimeout}); err != nil {
 			return fmt.Errorf("downgrade Docker CE: %w", err)
 		}
 	}
 	if len(install) > 0 {
-		line := shell.Join(append([]string{"yum", "install", "-y", yumSkipUnavailable}, install...)...)
+		line := YumTransaction("install", []string{yumRepoID}, install)
 		if _, err := t.Run(ctx, transport.Command{Line: line, Timeout: installTimeout}); err != nil {
 			return fmt.Errorf("install Docker CE: %w", err)
 		}

@@ -2,6 +2,9 @@ package runtime
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -123,8 +126,8 @@ func TestYumInstallPinsAndDowngrades(t *testing.T) {
 	}
 	want := []string{
 		"yum -q '--disablerepo=*' --enablerepo=docker-ce-stable list --showduplicates docker-ce docker-ce-cli",
-		"yum downgrade -y --setopt=skip_if_unavailable=1 docker-ce-3:24.0.9-1.el9 docker-ce-cli-1:24.0.9-1.el9",
-		"yum install -y --setopt=skip_if_unavailable=1 containerd.io",
+		YumTransaction("downgrade", []string{"docker-ce-stable"}, []string{"docker-ce-3:24.0.9-1.el9", "docker-ce-cli-1:24.0.9-1.el9"}),
+		YumTransaction("install", []string{"docker-ce-stable"}, []string{"containerd.io"}),
 	}
 	if diff := cmp.Diff(want, host.ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -163,5 +166,31 @@ func TestAptInstall(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, host.ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// The transaction runs under a real shell: kprep's repo alone first, every
+// repo (short timeouts) only when that fails, and the first error shown.
+func TestYumTransactionFallsBackToEveryRepo(t *testing.T) {
+	dir := t.TempDir()
+	// A yum that fails while --disablerepo is given, and logs its calls.
+	fake := "#!/bin/sh\necho \"$*\" >> " + dir + "/calls\ncase \"$*\" in *--disablerepo*) echo 'nothing provides container-selinux' >&2; exit 1;; esac\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "yum"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", YumTransaction("install", []string{"docker-ce-stable"}, []string{"docker-ce-26.1.5"}))
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "nothing provides container-selinux") {
+		t.Errorf("the first error is not shown: %s", out)
+	}
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	want := "install -y --disablerepo=* --enablerepo=docker-ce-stable docker-ce-26.1.5\n" +
+		"install -y --setopt=skip_if_unavailable=1 --setopt=timeout=10 --setopt=retries=1 docker-ce-26.1.5\n"
+	if string(calls) != want {
+		t.Errorf("calls:\n%s\nwant:\n%s", calls, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/coreos/go-systemd/v22/unit"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -51,7 +52,7 @@ type proxyDropin struct {
 }
 
 // Diff implements provision.Step.
-func (ProxyStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (ProxyStep) Diff(in provision.Input) ([]provision.Planned[proxyDropin], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -61,7 +62,7 @@ func (ProxyStep) Diff(in provision.Input) ([]provision.Change, error) {
 	if env != nil {
 		want = proxyDropinContent(env)
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[proxyDropin]
 	for _, u := range proxyUnits {
 		path := proxyDropinPath(u)
 		have, exists := st.File(u)
@@ -71,13 +72,13 @@ func (ProxyStep) Diff(in provision.Input) ([]provision.Change, error) {
 			if exists {
 				summary = path + " differs from the inventory's proxy"
 			}
-			changes = append(changes, provision.Change{Key: u, Summary: summary,
+			changes = append(changes, provision.Planned[proxyDropin]{Key: u, Summary: summary,
 				Action: fmt.Sprintf("write %s (%s); systemctl daemon-reload", path, describeProxy(env)),
-				Value:  proxyDropin{Path: path, Content: want}})
-		case want == nil && exists && strings.HasPrefix(string(have), kprepMarker):
-			changes = append(changes, provision.Change{Key: u,
+				Data:   proxyDropin{Path: path, Content: want}})
+		case want == nil && exists && hostfile.Owned(have):
+			changes = append(changes, provision.Planned[proxyDropin]{Key: u,
 				Summary: "the inventory has no proxy, but " + u + ".service still has kprep's proxy drop-in",
-				Action:  "remove " + path + "; systemctl daemon-reload", Value: proxyDropin{Path: path}})
+				Action:  "remove " + path + "; systemctl daemon-reload", Data: proxyDropin{Path: path}})
 		}
 	}
 	return changes, nil
@@ -95,8 +96,8 @@ func proxyDropinContent(env [][2]string) []byte {
 	if err != nil {
 		panic("proxy drop-in: " + err.Error()) // Serialize reads from memory
 	}
-	header := kprepMarker + ": the proxy this service pulls images through. Edits are\n" +
-		"# overwritten; set docker.proxy in the inventory instead.\n"
+	header := hostfile.Header("the proxy this service pulls images through. Edits are",
+		"overwritten; set docker.proxy in the inventory instead.")
 	return append([]byte(header), body...)
 }
 
@@ -130,9 +131,9 @@ func redactURL(s string) string {
 }
 
 // Apply implements provision.Step.
-func (ProxyStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (ProxyStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[proxyDropin]) error {
 	for _, c := range changes {
-		d := c.Value.(proxyDropin)
+		d := c.Data
 		if d.Content == nil {
 			if _, err := t.Run(ctx, transport.Command{Line: "rm -f " + shell.Quote(d.Path)}); err != nil {
 				return err

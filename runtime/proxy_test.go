@@ -17,7 +17,7 @@ func TestProxyDropin(t *testing.T) {
 	if diff := cmp.Diff([]string{"docker.service has no proxy drop-in", "containerd.service has no proxy drop-in"}, summariesOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
-	d := changes[0].Value.(proxyDropin)
+	d := changes[0].Data
 	if d.Path != "/etc/systemd/system/docker.service.d/http-proxy.conf" {
 		t.Errorf("path %s", d.Path)
 	}
@@ -43,7 +43,7 @@ Environment="NO_PROXY=localhost,127.0.0.1,192.168.77.11,cp1,192.168.77.12,w1,10.
 	c.Docker.Proxy.HTTP, c.Docker.Proxy.HTTPS = "", ""
 	users := "[Service]\nEnvironment=HTTP_PROXY=http://their.proxy:3128\n"
 	changes = mustDiff(t, ProxyStep{}, input(c, rocky9, fileRecord("docker", string(d.Content))+fileRecord("containerd", users)))
-	if len(changes) != 1 || changes[0].Key != "docker" || changes[0].Value.(proxyDropin).Content != nil {
+	if len(changes) != 1 || changes[0].Key != "docker" || changes[0].Data.Content != nil {
 		t.Fatalf("removal: %+v", changes)
 	}
 	host := &fakeHost{}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -34,10 +36,6 @@ func (RegistriesStep) Name() string { return "runtime/registries" }
 func (RegistriesStep) AppliesTo(_ *inventory.Host, c *inventory.Cluster) bool {
 	return c.Kubernetes.CRI == "containerd"
 }
-
-// hostsMarker starts every hosts.toml kprep writes, so kprep removes only
-// its own files when the inventory drops a registry.
-const hostsMarker = "# Written by kprep:"
 
 // dockerHub is the registry name containerd files Docker Hub images under.
 const dockerHub = "docker.io"
@@ -123,7 +121,7 @@ type registryFile struct {
 func hostsPath(registry string) string { return containerdCertsDir + "/" + registry + "/hosts.toml" }
 
 // Diff implements provision.Step.
-func (RegistriesStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (RegistriesStep) Diff(in provision.Input) ([]provision.Planned[registryFile], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -132,21 +130,15 @@ func (RegistriesStep) Diff(in provision.Input) ([]provision.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	var changes []provision.Change
-	for _, registry := range sortedKeys(want) {
+	var changes []provision.Planned[registryFile]
+	for _, registry := range slices.Sorted(maps.Keys(want)) {
 		cur, exists := st.File("hosts:" + registry)
-		if exists && string(cur) == want[registry] {
+		summary := hostfile.Compare(hostsPath(registry), cur, exists, []byte(want[registry]))
+		if summary == "" {
 			continue
 		}
-		summary := fmt.Sprintf("containerd has no %s for %s", hostsPath(registry), registry)
-		switch {
-		case exists && !strings.HasPrefix(string(cur), hostsMarker):
-			summary = fmt.Sprintf("%s was not written by kprep and differs from the inventory (it is backed up before kprep replaces it)", hostsPath(registry))
-		case exists:
-			summary = fmt.Sprintf("%s differs from the inventory", hostsPath(registry))
-		}
-		changes = append(changes, provision.Change{Key: "write", Summary: summary, Action: "write " + hostsPath(registry),
-			Value: registryFile{Registry: registry, Content: want[registry]}})
+		changes = append(changes, provision.Planned[registryFile]{Key: "write", Summary: summary, Action: "write " + hostsPath(registry),
+			Data: registryFile{Registry: registry, Content: want[registry]}})
 	}
 	var stale []string
 	for _, label := range st.FileLabels() {
@@ -154,23 +146,23 @@ func (RegistriesStep) Diff(in provision.Input) ([]provision.Change, error) {
 		if !ok || want[registry] != "" {
 			continue
 		}
-		if cur, _ := st.File(label); strings.HasPrefix(string(cur), hostsMarker) {
+		if cur, _ := st.File(label); hostfile.Owned(cur) {
 			stale = append(stale, registry)
 		}
 	}
 	sort.Strings(stale)
 	for _, registry := range stale {
-		changes = append(changes, provision.Change{Key: "remove",
+		changes = append(changes, provision.Planned[registryFile]{Key: "remove",
 			Summary: fmt.Sprintf("%s is kprep's, but the inventory no longer names %s", hostsPath(registry), registry),
-			Action:  "remove it", Value: registryFile{Registry: registry}})
+			Action:  "remove it", Data: registryFile{Registry: registry}})
 	}
 	return changes, nil
 }
 
 // Apply implements provision.Step.
-func (RegistriesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (RegistriesStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[registryFile]) error {
 	for _, c := range changes {
-		f := c.Value.(registryFile)
+		f := c.Data
 		var err error
 		if c.Key == "write" {
 			err = t.WriteFile(ctx, hostsPath(f.Registry), []byte(f.Content), transport.WriteOptions{Mode: 0o644})
@@ -186,13 +178,4 @@ func (RegistriesStep) Apply(ctx context.Context, t provision.Target, in provisio
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -16,7 +19,7 @@ func TestRegistryFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"10.0.0.5:5000", "192.168.77.1:5000", "docker.io"}, sortedKeys(files)); diff != "" {
+	if diff := cmp.Diff([]string{"10.0.0.5:5000", "192.168.77.1:5000", "docker.io"}, slices.Sorted(maps.Keys(files))); diff != "" {
 		t.Fatalf("registries (-want +got):\n%s", diff)
 	}
 	hub := files["docker.io"]
@@ -57,19 +60,19 @@ func TestRegistriesDiff(t *testing.T) {
 		want        []string
 	}{
 		{"fresh", "", []string{
-			"containerd has no /etc/containerd/certs.d/192.168.77.1:5000/hosts.toml for 192.168.77.1:5000",
-			"containerd has no /etc/containerd/certs.d/docker.io/hosts.toml for docker.io",
+			"/etc/containerd/certs.d/192.168.77.1:5000/hosts.toml is missing",
+			"/etc/containerd/certs.d/docker.io/hosts.toml is missing",
 		}},
 		{"converged, plus a file of the user's", fileRecord("hosts:192.168.77.1:5000", want["192.168.77.1:5000"]) +
 			fileRecord("hosts:docker.io", want["docker.io"]) + fileRecord("hosts:quay.io", "server = \"https://quay.io\"\n"), nil},
 		{"edited by hand, and a registry the inventory dropped", fileRecord("hosts:192.168.77.1:5000", want["192.168.77.1:5000"]+"# mine\n") +
-			fileRecord("hosts:docker.io", want["docker.io"]) + fileRecord("hosts:10.9.9.9:5000", hostsMarker+" old\n"), []string{
-			"/etc/containerd/certs.d/192.168.77.1:5000/hosts.toml differs from the inventory",
+			fileRecord("hosts:docker.io", want["docker.io"]) + fileRecord("hosts:10.9.9.9:5000", hostfile.Marker+" old\n"), []string{
+			"/etc/containerd/certs.d/192.168.77.1:5000/hosts.toml differs from what it should hold",
 			"/etc/containerd/certs.d/10.9.9.9:5000/hosts.toml is kprep's, but the inventory no longer names 10.9.9.9:5000",
 		}},
 		{"the user's own file for a registry kprep configures", fileRecord("hosts:192.168.77.1:5000", want["192.168.77.1:5000"]) +
 			fileRecord("hosts:docker.io", "server = \"https://registry-1.docker.io\"\n"), []string{
-			"/etc/containerd/certs.d/docker.io/hosts.toml was not written by kprep and differs from the inventory (it is backed up before kprep replaces it)",
+			"/etc/containerd/certs.d/docker.io/hosts.toml was not written by kprep and differs from what it should hold (it is backed up before kprep replaces it)",
 		}},
 	}
 	for _, tt := range tests {

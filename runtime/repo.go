@@ -7,6 +7,7 @@ import (
 
 	"github.com/kprep/kprep/provision"
 	"github.com/kprep/kprep/provision/facts"
+	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
@@ -49,7 +50,7 @@ type repoFile struct {
 }
 
 // Diff implements provision.Step.
-func (RepoStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (RepoStep) Diff(in provision.Input) ([]provision.Planned[repoWork], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
@@ -63,7 +64,7 @@ func (RepoStep) Diff(in provision.Input) ([]provision.Change, error) {
 	return nil, fmt.Errorf("kprep installs Docker CE on EL (CentOS, Rocky, openEuler...) and Ubuntu/Debian hosts; %s is neither", in.Facts.OSName)
 }
 
-func yumRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]provision.Change, error) {
+func yumRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]provision.Planned[repoWork], error) {
 	tree, release, err := dockerYumTree(f)
 	if err != nil {
 		return nil, err
@@ -74,16 +75,16 @@ func yumRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]prov
 	if err != nil {
 		return nil, err
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[repoWork]
 	have, exists := st.File("yumrepo")
 	if string(have) != string(want) {
 		summary := yumRepoPath + " is missing"
 		if exists {
 			summary = yumRepoPath + " differs from the inventory's Docker CE repo"
 		}
-		changes = append(changes, provision.Change{Key: "yumrepo", Summary: summary,
+		changes = append(changes, provision.Planned[repoWork]{Key: "yumrepo", Summary: summary,
 			Action: fmt.Sprintf("write %s (%s/linux/%s/%d/$basearch/stable)", yumRepoPath, dockerBaseURL(c), tree, release),
-			Value:  repoFile{yumRepoPath, want}})
+			Data:   repoWork{File: &repoFile{yumRepoPath, want}}})
 	}
 	if vc, ok, err := vaultChange(c, f, st); err != nil {
 		return nil, err
@@ -93,21 +94,17 @@ func yumRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]prov
 	return changes, nil
 }
 
-// kprepMarker starts every file kprep writes whole, so a later run knows
-// the file is its own to rewrite or remove.
-const kprepMarker = "# Written by kprep"
-
 // vaultChange repoints CentOS 7's base repos at the vault when the stock
 // file still uses the retired mirrorlist.centos.org or mirror.centos.org,
 // or when kprep's own earlier version points at another vault.
-func vaultChange(c *inventory.Cluster, f facts.Facts, st shell.State) (provision.Change, bool, error) {
+func vaultChange(c *inventory.Cluster, f facts.Facts, st shell.State) (provision.Planned[repoWork], bool, error) {
 	v := c.Docker.CentOS7Vault
 	if strings.ToLower(f.OSID) != "centos" || f.Major != 7 || !*v.Enabled {
-		return provision.Change{}, false, nil
+		return provision.Planned[repoWork]{}, false, nil
 	}
 	have, exists := st.File("centosbase")
 	if !exists {
-		return provision.Change{}, false, nil // base repos are defined elsewhere: the user's
+		return provision.Planned[repoWork]{}, false, nil // base repos are defined elsewhere: the user's
 	}
 	prefix, keys := "", "file:///etc/pki/rpm-gpg/RPM-GPG-KEY-CentOS-7"
 	if f.Arch == "aarch64" {
@@ -117,22 +114,22 @@ func vaultChange(c *inventory.Cluster, f facts.Facts, st shell.State) (provision
 	url := strings.TrimRight(v.URL, "/")
 	want, err := templates.Render("CentOS-Base.repo", map[string]any{"URL": url, "Prefix": prefix, "GPGKeys": keys})
 	if err != nil {
-		return provision.Change{}, false, err
+		return provision.Planned[repoWork]{}, false, err
 	}
 	var summary string
 	switch {
 	case string(have) == string(want):
-		return provision.Change{}, false, nil
-	case strings.HasPrefix(string(have), kprepMarker):
+		return provision.Planned[repoWork]{}, false, nil
+	case hostfile.Owned(have):
 		summary = centosBasePath + " points at another vault than the inventory's"
 	case usesRetiredCentOSMirrors(string(have)):
 		summary = centosBasePath + " still uses mirrorlist.centos.org, which is gone since CentOS 7's end of life"
 	default:
-		return provision.Change{}, false, nil // pointed elsewhere by its owner: leave it
+		return provision.Planned[repoWork]{}, false, nil // pointed elsewhere by its owner: leave it
 	}
-	return provision.Change{Key: "vault", Summary: summary,
+	return provision.Planned[repoWork]{Key: "vault", Summary: summary,
 		Action: fmt.Sprintf("point base, updates and extras at %s/%s7.9.2009/", url, prefix),
-		Value:  repoFile{centosBasePath, want}}, true, nil
+		Data:   repoWork{File: &repoFile{centosBasePath, want}}}, true, nil
 }
 
 // usesRetiredCentOSMirrors reports whether an enabled line of a repo file
@@ -160,7 +157,14 @@ func usesRetiredCentOSMirrors(repo string) bool {
 // aptKey is the signing key to download.
 type aptKey struct{ URL string }
 
-func aptRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]provision.Change, error) {
+// repoWork is what one change of RepoStep does: write a repo file, or
+// fetch the apt signing key.
+type repoWork struct {
+	File *repoFile
+	Key  *aptKey
+}
+
+func aptRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]provision.Planned[repoWork], error) {
 	distro, err := dockerAptDistro(f)
 	if err != nil {
 		return nil, err
@@ -171,7 +175,7 @@ func aptRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]prov
 	if err != nil {
 		return nil, err
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[repoWork]
 	have, exists := st.File("aptlist")
 	listDiffers := string(have) != string(want)
 	if listDiffers {
@@ -179,9 +183,9 @@ func aptRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]prov
 		if exists {
 			summary = aptListPath + " differs from the inventory's Docker CE repo"
 		}
-		changes = append(changes, provision.Change{Key: "aptlist", Summary: summary,
+		changes = append(changes, provision.Planned[repoWork]{Key: "aptlist", Summary: summary,
 			Action: fmt.Sprintf("write %s (%s/linux/%s %s stable)", aptListPath, dockerBaseURL(c), distro, f.Codename),
-			Value:  repoFile{aptListPath, want}})
+			Data:   repoWork{File: &repoFile{aptListPath, want}}})
 	}
 	// The key comes with the repo: a new repo may be signed by another key.
 	keyURL := dockerBaseURL(c) + "/linux/" + distro + "/gpg"
@@ -190,21 +194,21 @@ func aptRepoChanges(c *inventory.Cluster, f facts.Facts, st shell.State) ([]prov
 		if st.Values["keyring"] == "0" {
 			summary = aptKeyringPath + " is fetched again with the new repo"
 		}
-		changes = append(changes, provision.Change{Key: "keyring", Summary: summary,
-			Action: "download " + keyURL, Value: aptKey{keyURL}})
+		changes = append(changes, provision.Planned[repoWork]{Key: "keyring", Summary: summary,
+			Action: "download " + keyURL, Data: repoWork{Key: &aptKey{keyURL}}})
 	}
 	return changes, nil
 }
 
 // Apply implements provision.Step.
-func (RepoStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (RepoStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[repoWork]) error {
 	for _, c := range changes {
-		switch v := c.Value.(type) {
-		case repoFile:
+		if v := c.Data.File; v != nil {
 			if err := t.WriteFile(ctx, v.Path, v.Content, transport.WriteOptions{Mode: 0o644}); err != nil {
 				return err
 			}
-		case aptKey:
+		}
+		if v := c.Data.Key; v != nil {
 			line := "mkdir -p -m 0755 /etc/apt/keyrings && " + fetchCommand(v.URL, shell.Quote(aptKeyringPath), 0o644)
 			if _, err := t.Run(ctx, transport.Command{Line: line, Timeout: downloadTimeout}); err != nil {
 				return fmt.Errorf("download Docker's apt signing key from %s: %w", v.URL, err)

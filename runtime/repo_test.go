@@ -16,7 +16,7 @@ func TestYumRepoFile(t *testing.T) {
 	if diff := cmp.Diff([]string{"/etc/yum.repos.d/docker-ce.repo is missing"}, summariesOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
-	f := changes[0].Value.(repoFile)
+	f := changes[0].Data.File
 	for _, want := range []string{
 		"baseurl=http://192.168.77.1:8080/docker-ce/linux/rhel/9/$basearch/stable\n",
 		"gpgkey=http://192.168.77.1:8080/docker-ce/linux/rhel/gpg\n", "gpgcheck=1\n",
@@ -31,14 +31,14 @@ func TestYumRepoFile(t *testing.T) {
 	}
 	// openEuler 22.03 (EL 8 to the facts) on aarch64 reads centos/8.
 	changes = mustDiff(t, RepoStep{}, input(c, openEuler, "file yumrepo -\n"))
-	if !strings.Contains(string(changes[0].Value.(repoFile).Content), "/linux/centos/8/$basearch/stable") {
-		t.Errorf("openEuler repo:\n%s", changes[0].Value.(repoFile).Content)
+	if !strings.Contains(string(changes[0].Data.File.Content), "/linux/centos/8/$basearch/stable") {
+		t.Errorf("openEuler repo:\n%s", changes[0].Data.File.Content)
 	}
 	// A changed mirror in the inventory rewrites the file.
 	c2 := labCluster()
 	c2.Docker.Repo = "https://repo.huaweicloud.com/docker-ce/"
 	changes = mustDiff(t, RepoStep{}, input(c2, rocky9, fileRecord("yumrepo", string(f.Content))))
-	if len(changes) != 1 || !strings.Contains(string(changes[0].Value.(repoFile).Content), "baseurl=https://repo.huaweicloud.com/docker-ce/linux/rhel/9/") {
+	if len(changes) != 1 || !strings.Contains(string(changes[0].Data.File.Content), "baseurl=https://repo.huaweicloud.com/docker-ce/linux/rhel/9/") {
 		t.Errorf("changed mirror: %v", summariesOf(changes))
 	}
 }
@@ -46,13 +46,13 @@ func TestYumRepoFile(t *testing.T) {
 func TestCentOS7Vault(t *testing.T) {
 	stock := readTestdata(t, "CentOS-Base.repo-stock")
 	c := labCluster()
-	repo := mustDiff(t, RepoStep{}, input(c, centos7, "file yumrepo -\n"))[0].Value.(repoFile)
+	repo := mustDiff(t, RepoStep{}, input(c, centos7, "file yumrepo -\n"))[0].Data.File
 	state := fileRecord("yumrepo", string(repo.Content)) + fileRecord("centosbase", stock)
 	changes := mustDiff(t, RepoStep{}, input(c, centos7, state))
 	if diff := cmp.Diff([]string{"vault"}, keysOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
-	vault := changes[0].Value.(repoFile)
+	vault := changes[0].Data.File
 	for _, want := range []string{
 		"[base]\nname=CentOS-7.9.2009 - Base\nbaseurl=http://192.168.77.1:8080/centos-vault/7.9.2009/os/$basearch/\n",
 		"baseurl=http://192.168.77.1:8080/centos-vault/7.9.2009/extras/$basearch/\n",
@@ -86,8 +86,8 @@ func TestCentOS7Vault(t *testing.T) {
 			if diff := cmp.Diff(tt.want, summariesOf(changes)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
-			if tt.arch == "aarch64" && !strings.Contains(string(changes[0].Value.(repoFile).Content), "/centos-vault/altarch/7.9.2009/os/$basearch/") {
-				t.Errorf("aarch64 vault:\n%s", changes[0].Value.(repoFile).Content)
+			if tt.arch == "aarch64" && !strings.Contains(string(changes[0].Data.File.Content), "/centos-vault/altarch/7.9.2009/os/$basearch/") {
+				t.Errorf("aarch64 vault:\n%s", changes[0].Data.File.Content)
 			}
 		})
 	}
@@ -103,11 +103,11 @@ func TestAptSource(t *testing.T) {
 	if diff := cmp.Diff([]string{"aptlist", "keyring"}, keysOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
-	list := string(changes[0].Value.(repoFile).Content)
+	list := string(changes[0].Data.File.Content)
 	if !strings.Contains(list, "\ndeb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] http://192.168.77.1:8080/docker-ce/linux/ubuntu jammy stable\n") {
 		t.Errorf("docker.list:\n%s", list)
 	}
-	if k := changes[1].Value.(aptKey); k.URL != "http://192.168.77.1:8080/docker-ce/linux/ubuntu/gpg" {
+	if k := changes[1].Data.Key; k.URL != "http://192.168.77.1:8080/docker-ce/linux/ubuntu/gpg" {
 		t.Errorf("key from %s", k.URL)
 	}
 	if again := mustDiff(t, RepoStep{}, input(c, ubuntu, fileRecord("aptlist", list)+"keyring=0\n")); len(again) != 0 {

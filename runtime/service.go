@@ -78,16 +78,20 @@ type unitPlan struct {
 	Mirrors []string
 }
 
-// daemonReload is the change that makes systemd read changed unit files.
-type daemonReload struct{}
+// serviceWork is what one change of ServiceStep does: make systemd read
+// changed unit files, or act on one unit.
+type serviceWork struct {
+	DaemonReload bool
+	Unit         *unitPlan
+}
 
 // Diff implements provision.Step.
-func (ServiceStep) Diff(in provision.Input) ([]provision.Change, error) {
+func (ServiceStep) Diff(in provision.Input) ([]provision.Planned[serviceWork], error) {
 	st, err := shell.Parse(in.State)
 	if err != nil {
 		return nil, err
 	}
-	var changes []provision.Change
+	var changes []provision.Planned[serviceWork]
 	var reloadFor []string
 	for _, u := range managedUnits(in.Cluster) {
 		s := readUnitState(st, u)
@@ -104,13 +108,13 @@ func (ServiceStep) Diff(in provision.Input) ([]provision.Change, error) {
 		if plan.Op == opNone && !plan.Enable {
 			continue
 		}
-		changes = append(changes, provision.Change{Key: u.Name, Summary: strings.Join(reasons, "; "),
-			Action: plan.action(), Value: plan})
+		changes = append(changes, provision.Planned[serviceWork]{Key: u.Name, Summary: strings.Join(reasons, "; "),
+			Action: plan.action(), Data: serviceWork{Unit: &plan}})
 	}
 	if len(reloadFor) > 0 {
-		changes = append([]provision.Change{{Key: "daemon-reload",
+		changes = append([]provision.Planned[serviceWork]{{Key: "daemon-reload",
 			Summary: "systemd has not loaded the unit files changed on disk for " + strings.Join(reloadFor, ", "),
-			Action:  "systemctl daemon-reload", Value: daemonReload{}}}, changes...)
+			Action:  "systemctl daemon-reload", Data: serviceWork{DaemonReload: true}}}, changes...)
 	}
 	return changes, nil
 }
@@ -261,20 +265,19 @@ func (p unitPlan) action() string {
 const reloadWait = 20 * time.Second
 
 // Apply implements provision.Step.
-func (ServiceStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Change) error {
+func (ServiceStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[serviceWork]) error {
 	for _, c := range changes {
-		if _, ok := c.Value.(daemonReload); ok {
+		if c.Data.DaemonReload {
 			if _, err := t.Run(ctx, transport.Command{Line: "systemctl daemon-reload"}); err != nil {
 				return err
 			}
 		}
 	}
 	for _, c := range changes {
-		p, ok := c.Value.(unitPlan)
-		if !ok {
+		if c.Data.Unit == nil {
 			continue
 		}
-		if err := applyUnit(ctx, t, p); err != nil {
+		if err := applyUnit(ctx, t, *c.Data.Unit); err != nil {
 			return err
 		}
 	}

@@ -99,7 +99,7 @@ func converged(t *testing.T) (containerd, docker unitProbe) {
 	return containerd, docker
 }
 
-func serviceDiff(t *testing.T, c *inventory.Cluster, units ...unitProbe) []provision.Change {
+func serviceDiff(t *testing.T, c *inventory.Cluster, units ...unitProbe) []provision.Planned[serviceWork] {
 	t.Helper()
 	var state string
 	for _, u := range units {
@@ -180,7 +180,7 @@ func TestServiceDecidesReloadOrRestart(t *testing.T) {
 			changes := serviceDiff(t, labCluster(), cd, d)
 			ops := map[string]serviceOp{}
 			for _, c := range changes {
-				ops[c.Key] = c.Value.(unitPlan).Op
+				ops[c.Key] = c.Data.Unit.Op
 			}
 			if diff := cmp.Diff(tt.ops, ops); diff != "" {
 				t.Errorf("ops (-want +got):\n%s", diff)
@@ -200,7 +200,7 @@ func TestServiceEnableAndDaemonReload(t *testing.T) {
 	if diff := cmp.Diff([]string{"daemon-reload", "containerd", "docker"}, keysOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
-	if p := changes[2].Value.(unitPlan); p.Op != opNone || !p.Enable || changes[2].Action != "systemctl enable docker.service" {
+	if p := changes[2].Data.Unit; p.Op != opNone || !p.Enable || changes[2].Action != "systemctl enable docker.service" {
 		t.Errorf("docker: %+v %q", p, changes[2].Action)
 	}
 	host := &fakeHost{}
@@ -267,7 +267,7 @@ func TestCRIDockerdUnitFollowsItsCommandLine(t *testing.T) {
 	}
 	cri.cmdline = strings.Replace(cri.cmdline, "3.10.1", "3.9", 1)
 	changes := mustDiff(t, ServiceStep{}, input(c, rocky9, cd.String()+d.String()+cri.String()+socket))
-	if len(changes) != 1 || changes[0].Value.(unitPlan).Op != opRestart {
+	if len(changes) != 1 || changes[0].Data.Unit.Op != opRestart {
 		t.Errorf("old command line: %v", summariesOf(changes))
 	}
 	changes = mustDiff(t, ServiceStep{}, input(c, rocky9, cd.String()+d.String()+cri.String()))

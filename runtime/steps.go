@@ -14,14 +14,14 @@ import "github.com/kprep/kprep/provision"
 // before the services that read it.
 func Steps() []provision.Step {
 	return []provision.Step{
-		RepoStep{},
-		ConflictsStep{},
-		PackagesStep{},
-		DaemonJSONStep{},
-		ProxyStep{},
-		ContainerdStep{},
-		RegistriesStep{},
-		CRIDockerdStep{},
-		ServiceStep{},
+		provision.Typed(RepoStep{}),
+		provision.Typed(ConflictsStep{}),
+		provision.Typed(PackagesStep{}),
+		provision.Typed(DaemonJSONStep{}),
+		provision.Typed(ProxyStep{}),
+		provision.Typed(ContainerdStep{}),
+		provision.Typed(RegistriesStep{}),
+		provision.Typed(CRIDockerdStep{}),
+		provision.Typed(ServiceStep{}),
 	}
 }

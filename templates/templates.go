@@ -1,6 +1,6 @@
 // Package templates holds the files kprep writes to hosts whose content is
-// mostly fixed text (package repo files, systemd units), embedded in the
-// binary and filled in with text/template. Files in a structured format
+// mostly fixed text (package repo files, systemd units, the CNI manifests
+// under cni/), embedded in the binary and filled in with text/template. Files in a structured format
 // (daemon.json, containerd's config.toml, unit drop-ins) are not here: they
 // are encoded from typed values by the library for their format. The one
 // TOML file here, containerd's hosts.toml, is text because containerd tries

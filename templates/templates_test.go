@@ -3,6 +3,8 @@ package templates
 import (
 	"strings"
 	"testing"
+
+	"github.com/kprep/kprep/provision/hostfile"
 )
 
 func TestDockerRepoKeepsBasearchForYum(t *testing.T) {
@@ -38,6 +40,20 @@ func TestRuntimeTemplatesAreListed(t *testing.T) {
 	for _, want := range []string{"CentOS-Base.repo", "cri-docker.service", "cri-docker.socket", "docker-ce.repo", "docker.list"} {
 		if !strings.Contains(names, " "+want+" ") {
 			t.Errorf("Names() = %s lacks %s", names, want)
+		}
+	}
+}
+
+// Every file kprep writes whole starts with the marker, so a later run
+// knows it may replace or remove it.
+func TestEveryTemplateIsMarkedAsKpreps(t *testing.T) {
+	for name := range parsed {
+		text, err := files.ReadFile("files/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hostfile.Owned(text) {
+			t.Errorf("%s does not start with %q", name, hostfile.Marker)
 		}
 	}
 }

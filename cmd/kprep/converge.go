@@ -17,10 +17,6 @@ func (g *globalOptions) runEngine(mode provision.Mode, failFast bool) (*provisio
 	if err != nil {
 		return nil, err
 	}
-	steps, err := selectSteps(g.phases)
-	if err != nil {
-		return nil, err
-	}
 	ctx, stop := interruptContext()
 	defer stop()
 
@@ -51,15 +47,20 @@ func (g *globalOptions) runEngine(mode provision.Mode, failFast bool) (*provisio
 	if !g.verbose {
 		logger = nil
 	}
-	rep := provision.Run(ctx, c, newDialer(logger), provision.Options{
+	rep, err := provision.Run(ctx, c, newDialer(logger), provision.Options{
 		Mode:        mode,
-		Steps:       steps,
+		Steps:       allSteps(),
+		Phases:      g.phases,
 		Hosts:       hosts,
 		Concurrency: g.concurrency,
 		FailFast:    failFast,
+		Debug:       g.verbose,
 		Observer:    observer,
 	})
 	finish()
+	if err != nil {
+		return nil, err
+	}
 	if g.output == "json" {
 		return rep, report.JSON(g.stdout, rep)
 	}

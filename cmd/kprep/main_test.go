@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kprep/kprep/provision"
 )
 
 // run runs kprep with args and returns its exit status and output.
@@ -133,5 +135,11 @@ func TestCompletesHostsAndPhases(t *testing.T) {
 	_, out, _ = run(t, "__complete", "plan", "--phase", "")
 	if !strings.HasPrefix(out, "hostprep\nruntime\n") {
 		t.Errorf("--phase completion: %q", out)
+	}
+}
+
+func TestEveryStepListIsWellFormed(t *testing.T) {
+	if err := provision.CheckSteps(allSteps()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -64,9 +64,11 @@ and step. plan shows the same without touching anything.`,
 	registerCompletions(root, g)
 	root.AddCommand(
 		newValidateCommand(g),
+		newInitCommand(g),
 		newFactsCommand(g),
 		newPlanCommand(g),
 		newApplyCommand(g),
+		newRenderCommand(g),
 		newVersionCommand(g),
 	)
 	return root
@@ -124,13 +126,9 @@ func registerCompletions(root *cobra.Command, g *globalOptions) {
 		return phaseNames(), cobra.ShellCompDirectiveNoFileComp
 	})
 	_ = root.RegisterFlagCompletionFunc("hosts", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		c, err := inventory.Load(g.inventory)
-		if err != nil {
+		names := hostNames(g)
+		if names == nil {
 			return nil, cobra.ShellCompDirectiveError
-		}
-		var names []string
-		for _, h := range c.Hosts {
-			names = append(names, h.Name)
 		}
 		return names, cobra.ShellCompDirectiveNoFileComp
 	})

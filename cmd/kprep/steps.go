@@ -1,9 +1,8 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/kprep/kprep/hostprep"
+	"github.com/kprep/kprep/kube"
 	"github.com/kprep/kprep/provision"
 	"github.com/kprep/kprep/runtime"
 )
@@ -19,6 +18,7 @@ type phase struct {
 var phases = []phase{
 	{name: "hostprep", steps: hostprep.Steps},
 	{name: "runtime", steps: runtime.Steps},
+	{name: "kube", steps: kube.Steps},
 }
 
 func knownPhase(name string) bool {
@@ -38,20 +38,12 @@ func phaseNames() []string {
 	return out
 }
 
-// selectSteps returns the steps of the selected phases (all when none).
-func selectSteps(selected []string) ([]provision.Step, error) {
-	want := map[string]bool{}
-	for _, name := range selected {
-		if !knownPhase(name) {
-			return nil, fmt.Errorf("unknown phase %q", name)
-		}
-		want[name] = true
-	}
+// allSteps returns every step of every phase, in run order: the engine
+// checks the whole list and runs the phases --phase selects.
+func allSteps() []provision.Step {
 	var steps []provision.Step
 	for _, p := range phases {
-		if len(want) == 0 || want[p.name] {
-			steps = append(steps, p.steps()...)
-		}
+		steps = append(steps, p.steps()...)
 	}
-	return steps, nil
+	return steps
 }

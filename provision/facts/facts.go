@@ -22,6 +22,17 @@ type Facts struct {
 	MemoryMiB  int    `json:"memoryMiB"`          // MemTotal
 	User       string `json:"user"`               // the login user
 	SudoNeeded bool   `json:"sudo"`               // commands run through sudo
+
+	// What the kube phase's preflight checks.
+	IPVSMissing []string `json:"ipvsMissing,omitempty"` // ip_vs modules neither loaded, built in nor loadable
+	Conntrack   bool     `json:"conntrack"`             // conntrack in PATH
+	Socat       bool     `json:"socat"`                 // socat in PATH
+	Swaps       int      `json:"swaps"`                 // active swap areas (/proc/swaps)
+	// The installed runtimes' versions (upstream part: 1.6.20 of
+	// "1.6.20~ds1"); "" when not installed.
+	ContainerdVersion string `json:"containerdVersion,omitempty"`
+	DockerVersion     string `json:"dockerVersion,omitempty"`
+	CRIDockerdVersion string `json:"criDockerdVersion,omitempty"`
 }
 
 // Family groups distributions that share package tooling and file layout.

@@ -38,6 +38,15 @@ func Parse(out string) (Facts, error) {
 	if f.OSName == "" {
 		f.OSName = strings.TrimSpace(f.OSID + " " + f.OSVersion)
 	}
+	if missing := strings.Fields(kv["ipvs_missing"]); len(missing) > 0 {
+		f.IPVSMissing = missing
+	}
+	f.Conntrack = kv["conntrack"] == "yes"
+	f.Socat = kv["socat"] == "yes"
+	f.Swaps, _ = strconv.Atoi(kv["swaps"])
+	f.ContainerdVersion = versionWord(kv["version_containerd"], 2)
+	f.DockerVersion = versionWord(kv["version_dockerd"], 2)
+	f.CRIDockerdVersion = versionWord(kv["version_cri-dockerd"], 1)
 	f.PageSize, _ = strconv.Atoi(kv["pagesize"])
 	f.CPUs, _ = strconv.Atoi(kv["cpus"])
 	if kb, err := strconv.Atoi(kv["memkb"]); err == nil {
@@ -59,6 +68,23 @@ func Parse(out string) (Facts, error) {
 		return f, fmt.Errorf("unsupported CPU architecture %q (kprep supports x86_64 and aarch64)", f.Arch)
 	}
 	return f, nil
+}
+
+// versionWord reads the version in a program's --version line, the word at
+// index i: "containerd containerd.io 1.6.33 d2d5821" (2), "Docker version
+// 24.0.9, build fca702d" (2), "cri-dockerd 0.3.16 (e1a7bd3)" (1). It keeps
+// the upstream numbers only: Debian's "v1.6.20~ds1" is 1.6.20.
+func versionWord(line string, i int) string {
+	words := strings.Fields(line)
+	if len(words) <= i {
+		return ""
+	}
+	w := strings.TrimPrefix(words[i], "v")
+	end := strings.IndexFunc(w, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if end >= 0 {
+		w = w[:end]
+	}
+	return strings.TrimSuffix(w, ".")
 }
 
 // osRule says how one distribution maps onto a family and the EL major

@@ -28,4 +28,23 @@ echo "cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null)"
 echo "memkb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
 echo "user=${SUDO_USER:-$(id -un)}"
 echo "sudo=${SUDO_USER:+yes}"
+# What the kube phase's preflight needs. A kernel module counts as there when
+# loaded or built in (/sys/module), listed in modules.builtin, or loadable
+# (modprobe -n only looks: it loads nothing).
+missing=
+for m in ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh; do
+  if [ -d "/sys/module/$m" ] || grep -qs "/$m.ko" "/lib/modules/$(uname -r)/modules.builtin" ||
+    modprobe -n -q "$m" 2>/dev/null; then :; else missing="$missing $m"; fi
+done
+echo "ipvs_missing=$missing"
+for c in conntrack socat; do
+  if command -v "$c" >/dev/null 2>&1; then echo "$c=yes"; else echo "$c=no"; fi
+done
+echo "swaps=$(awk 'NR > 1' /proc/swaps 2>/dev/null | wc -l)"
+# The installed runtimes' versions; cri-dockerd prints its to stderr.
+for c in containerd dockerd cri-dockerd; do
+  v=
+  if command -v "$c" >/dev/null 2>&1; then v=$("$c" --version 2>&1 | head -n1); fi
+  echo "version_$c=$v"
+done
 `

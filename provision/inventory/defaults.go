@@ -34,6 +34,31 @@ const (
 	defaultServiceSubnet = "10.96.0.0/12"
 	defaultCNI           = "flannel"
 
+	// The API endpoint's local mode (controlPlaneEndpoint empty). The name
+	// is under .internal, which ICANN keeps for private use, so no DNS
+	// server answers it and kprep's /etc/hosts entry is the only one.
+	defaultLocalEndpointName = "kube-apiserver.kprep.internal"
+	defaultAPIServerPort     = 6443 // kubeadm's bindPort
+	// defaultProxyImage is the Docker official HAProxy image (3.2 is an LTS
+	// branch); Docker Hub pulls go through docker.registryMirrors.
+	defaultProxyImage = "docker.io/library/haproxy:3.2.3-alpine"
+
+	defaultKubeProxyMode = "iptables"
+	// defaultConntrackMaxPerCore is kube-proxy's own default, written out so
+	// the generated configuration says what it does.
+	defaultConntrackMaxPerCore = 32768
+	// A join token must outlive a join (image pulls included) and no more:
+	// kprep deletes it after the join, and the TTL bounds a token a run
+	// that died could not delete.
+	defaultJoinTokenTTL = 15 * time.Minute
+	defaultReadyTimeout = 10 * time.Minute
+
+	defaultFlannelBackend       = "vxlan"
+	defaultFlannelRegistry      = "ghcr.io" // ghcr.io/flannel-io/flannel
+	defaultCalicoEncapsulation  = "VXLAN"
+	defaultCalicoRegistry       = "quay.io" // quay.io/calico/node
+	failCgroupV1DefaultsOnMinor = 35        // the kubelet's failCgroupV1 is true from 1.35
+
 	defaultCRIDockerdVersion = "0.3.16"
 	// defaultCRIDockerdURL is where Mirantis publishes cri-dockerd's releases.
 	defaultCRIDockerdURL = "https://github.com/Mirantis/cri-dockerd/releases/download/v{version}/cri-dockerd-{version}.{arch}.tgz"
@@ -109,6 +134,38 @@ func ApplyDefaults(c *Cluster, opts Options) {
 	k.CNI = orDefault(k.CNI, defaultCNI)
 	k.CRIDockerd.Version = orDefault(k.CRIDockerd.Version, defaultCRIDockerdVersion)
 	k.CRIDockerd.URL = orDefault(k.CRIDockerd.URL, defaultCRIDockerdURL)
+
+	// localEndpoint is filled only in local mode, so an empty Name tells
+	// every consumer the endpoint is external.
+	if k.ControlPlaneEndpoint == "" {
+		le := &k.LocalEndpoint
+		le.Name = orDefault(le.Name, defaultLocalEndpointName)
+		if unset("kubernetes.localEndpoint.port", le.Port == 0) {
+			le.Port = defaultAPIServerPort
+		}
+		le.ProxyImage = orDefault(le.ProxyImage, defaultProxyImage)
+	}
+	k.KubeProxy.Mode = orDefault(k.KubeProxy.Mode, defaultKubeProxyMode)
+	if k.KubeProxy.ConntrackMaxPerCore == nil {
+		n := defaultConntrackMaxPerCore
+		k.KubeProxy.ConntrackMaxPerCore = &n
+	}
+	if k.Kubelet.FailCgroupV1 == nil {
+		if minor, ok := k.Minor(); ok {
+			fail := minor >= failCgroupV1DefaultsOnMinor
+			k.Kubelet.FailCgroupV1 = &fail
+		}
+	}
+	if unset("kubernetes.joinTokenTTL", k.JoinTokenTTL == 0) {
+		k.JoinTokenTTL = defaultJoinTokenTTL
+	}
+	if unset("kubernetes.readyTimeout", k.ReadyTimeout == 0) {
+		k.ReadyTimeout = defaultReadyTimeout
+	}
+	k.Flannel.Backend = orDefault(k.Flannel.Backend, defaultFlannelBackend)
+	k.Flannel.ImageRegistry = orDefault(k.Flannel.ImageRegistry, defaultFlannelRegistry)
+	k.Calico.Encapsulation = orDefault(k.Calico.Encapsulation, defaultCalicoEncapsulation)
+	k.Calico.ImageRegistry = orDefault(k.Calico.ImageRegistry, defaultCalicoRegistry)
 }
 
 // orTrue gives an unset switch its default, on.
@@ -152,6 +209,7 @@ func mergeSSH(base SSH, host *SSH, isSet func(field string) bool) SSH {
 				*dst = v
 			}
 		}
+		over(&m.Address, host.Address)
 		over(&m.User, host.User)
 		over(&m.PrivateKeyFile, host.PrivateKeyFile)
 		over(&m.PasswordEnv, host.PasswordEnv)

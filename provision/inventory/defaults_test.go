@@ -8,7 +8,10 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-const header = "apiVersion: kprep/v1\nkind: Cluster\nmetadata: {name: lab}\nkubernetes: {version: 1.34.4}\n"
+const (
+	headerNoKube = "apiVersion: kprep/v1\nkind: Cluster\nmetadata: {name: lab}\n"
+	header       = headerNoKube + "kubernetes: {version: 1.34.4}\n"
+)
 
 func TestDefaultsKeepWhatTheFileSays(t *testing.T) {
 	tests := []struct {
@@ -47,6 +50,24 @@ func TestDefaultsKeepWhatTheFileSays(t *testing.T) {
 				conn := c.Hosts[0].Connection
 				if conn.PrivateKeyFile != "/inv/keys/id" || conn.KnownHostsFile != abs(t, "testdata/home/kh") {
 					t.Errorf("key %q, known_hosts %q", conn.PrivateKeyFile, conn.KnownHostsFile)
+				}
+			}},
+		{"failCgroupV1 is the kubelet's own default from 1.35", headerNoKube + "hosts: [{name: a, address: 10.0.0.1, roles: [control-plane]}]\nkubernetes: {version: 1.35.0}\n",
+			func(t *testing.T, c *Cluster) {
+				if !*c.Kubernetes.Kubelet.FailCgroupV1 {
+					t.Error("failCgroupV1 = false on 1.35, whose kubelet defaults it to true")
+				}
+			}},
+		{"external mode leaves localEndpoint empty", headerNoKube + "hosts: [{name: a, address: 10.0.0.1, roles: [control-plane]}]\nkubernetes: {version: 1.34.4, controlPlaneEndpoint: lb.example.com}\n",
+			func(t *testing.T, c *Cluster) {
+				if c.Kubernetes.LocalMode() || c.Kubernetes.LocalEndpoint != (LocalEndpoint{}) || c.Kubernetes.APIEndpoint() != "lb.example.com" {
+					t.Errorf("localEndpoint %+v, endpoint %q", c.Kubernetes.LocalEndpoint, c.Kubernetes.APIEndpoint())
+				}
+			}},
+		{"conntrackMaxPerCore 0 is kept", headerNoKube + "hosts: [{name: a, address: 10.0.0.1, roles: [control-plane]}]\nkubernetes: {version: 1.34.4, kubeProxy: {conntrackMaxPerCore: 0}}\n",
+			func(t *testing.T, c *Cluster) {
+				if *c.Kubernetes.KubeProxy.ConntrackMaxPerCore != 0 {
+					t.Errorf("conntrackMaxPerCore = %d, want the 0 written", *c.Kubernetes.KubeProxy.ConntrackMaxPerCore)
 				}
 			}},
 		{"hostname false is kept", header + "hosts: [{name: a, address: 10.0.0.1, roles: [control-plane]}]\nhostprep: {hostname: false}\n",

@@ -36,12 +36,43 @@ func abs(t *testing.T, path string) string {
 	return p
 }
 
+// TestLoginAddressIsSSHAddressElseAddress checks a Vagrant-like file: each
+// host keeps its cluster address, kprep logs in where ssh.address says, and
+// a host without one is reached at its cluster address.
+func TestLoginAddressIsSSHAddressElseAddress(t *testing.T) {
+	c, err := LoadWith("testdata/good/vagrant.yaml", testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type login struct {
+		Address, Login, User string
+		Port                 int
+	}
+	var got []login
+	for i := range c.Hosts {
+		h := &c.Hosts[i]
+		got = append(got, login{h.Address, h.LoginAddress(), h.Connection.User, h.Connection.Port})
+	}
+	want := []login{
+		{"192.168.56.10", "127.0.0.1", "vagrant", 2222},
+		{"192.168.56.11", "127.0.0.1", "vagrant", 2200},
+		{"192.168.56.12", "192.168.56.12", "vagrant", 22},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("logins (-want +got):\n%s", diff)
+	}
+	if c.SSH.Address != "" {
+		t.Errorf("the cluster's ssh block got address %q from a host", c.SSH.Address)
+	}
+}
+
 func TestLoadMinimalFillsEveryDefault(t *testing.T) {
 	c, err := LoadWith("testdata/good/minimal.yaml", testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	yes := true
+	yes, no := true, false
+	conntrack := 32768
 	conn := SSH{
 		User: "root", Port: 22, Sudo: "auto", HostKeyPolicy: "accept-new",
 		KnownHostsFile: abs(t, "testdata/home/.ssh/known_hosts"), ConnectTimeout: 10 * time.Second,
@@ -65,6 +96,14 @@ func TestLoadMinimalFillsEveryDefault(t *testing.T) {
 			ServiceSubnet: "10.96.0.0/12", CNI: "flannel",
 			CRIDockerd: CRIDockerd{Version: "0.3.16",
 				URL: "https://github.com/Mirantis/cri-dockerd/releases/download/v{version}/cri-dockerd-{version}.{arch}.tgz"},
+			LocalEndpoint: LocalEndpoint{Name: "kube-apiserver.kprep.internal", Port: 6443,
+				ProxyImage: "docker.io/library/haproxy:3.2.3-alpine"},
+			KubeProxy:    KubeProxy{Mode: "iptables", ConntrackMaxPerCore: &conntrack},
+			Kubelet:      Kubelet{FailCgroupV1: &no},
+			JoinTokenTTL: 15 * time.Minute,
+			ReadyTimeout: 10 * time.Minute,
+			Flannel:      Flannel{Backend: "vxlan", ImageRegistry: "ghcr.io"},
+			Calico:       Calico{Encapsulation: "VXLAN", ImageRegistry: "quay.io"},
 		},
 		Path: "testdata/good/minimal.yaml",
 	}
@@ -117,6 +156,45 @@ func TestLoadGoodFiles(t *testing.T) {
 			}
 			if k := c.Kubernetes; k.CRIDockerd.Version != "0.3.15" || k.SandboxImage != "registry.aliyuncs.com/google_containers/pause:3.10.1" {
 				t.Errorf("criDockerd %+v, sandboxImage %q", k.CRIDockerd, k.SandboxImage)
+			}
+			zero, no := 0, false
+			wantKube := Kubernetes{
+				LocalEndpoint: LocalEndpoint{Name: "api.lab.internal", Port: 6443, ProxyImage: "registry.example.com/library/haproxy:3.2.3-alpine"},
+				Namespaces:    []string{"monitoring", "team-a"},
+				KubeProxy:     KubeProxy{Mode: "nftables", ConntrackMaxPerCore: &zero},
+				Kubelet:       Kubelet{FailCgroupV1: &no},
+				JoinTokenTTL:  10 * time.Minute,
+				ReadyTimeout:  5 * time.Minute,
+				Flannel:       Flannel{Backend: "host-gw", ImageRegistry: "registry.example.com:5000"},
+				Calico:        Calico{Encapsulation: "IPIPCrossSubnet", ImageRegistry: "quay.m.daocloud.io"},
+			}
+			got := c.Kubernetes
+			got.Version, got.Repo, got.ImageRepository, got.CRI, got.PodSubnet, got.ServiceSubnet, got.CNI, got.SandboxImage, got.CRIDockerd =
+				"", "", "", "", "", "", "", "", CRIDockerd{}
+			if diff := cmp.Diff(wantKube, got); diff != "" {
+				t.Errorf("kube phase settings (-want +got):\n%s", diff)
+			}
+			wantCP1Node := Host{Name: "cp1", Labels: map[string]string{"example.com/rack": "r1"},
+				Taints: []Taint{{Key: "example.com/maintenance", Effect: "PreferNoSchedule"}}}
+			if diff := cmp.Diff(wantCP1Node, *cp1, cmpopts.IgnoreFields(Host{}, "Address", "Roles", "SSH", "Connection")); diff != "" {
+				t.Errorf("cp1 labels and taints (-want +got):\n%s", diff)
+			}
+		}},
+		{"local_ha.yaml", func(t *testing.T, c *Cluster) {
+			k := c.Kubernetes
+			if !k.LocalMode() || k.APIEndpoint() != "kube-apiserver.kprep.internal:8443" {
+				t.Errorf("local mode %v, endpoint %q; want local mode at the default name and the port written", k.LocalMode(), k.APIEndpoint())
+			}
+			if *k.Kubelet.FailCgroupV1 {
+				t.Error("failCgroupV1 defaults to true on 1.30, where the kubelet does not have it")
+			}
+			cp1, cp2, w1 := c.Host("cp1"), c.Host("cp2"), c.Host("w1")
+			if !cp1.KeepsControlPlaneTaint() || cp2.KeepsControlPlaneTaint() || w1.KeepsControlPlaneTaint() {
+				t.Errorf("control-plane taint kept on cp1 %v (want true), cp2 with the worker role %v, w1 %v",
+					cp1.KeepsControlPlaneTaint(), cp2.KeepsControlPlaneTaint(), w1.KeepsControlPlaneTaint())
+			}
+			if w1.Labels["gpu"] != "" || len(w1.Labels) != 3 || len(w1.Taints) != 2 {
+				t.Errorf("w1 labels %v, taints %v", w1.Labels, w1.Taints)
 			}
 		}},
 		{"ha.yaml", func(t *testing.T, c *Cluster) {
@@ -186,7 +264,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"unknown_field.yaml", []string{
 			`7:5: hosts[0].adress: unknown field; did you mean "address"?`,
 			`11:3: kubernetes.podCIDR: unknown field; did you mean "podSubnet"?`,
-			`12:3: kubernetes.flavour: unknown field; known fields are version, repo, imageRepository, cri, podSubnet, serviceSubnet, controlPlaneEndpoint, cni, sandboxImage, criDockerd`}},
+			`12:3: kubernetes.flavour: unknown field; known fields are version, repo, imageRepository, cri, podSubnet, serviceSubnet, controlPlaneEndpoint, localEndpoint, cni, sandboxImage, criDockerd, namespaces, kubeProxy, kubelet, joinTokenTTL, readyTimeout, flannel, calico`}},
 		{"password_field.yaml", []string{
 			`7:3: ssh.password: unknown field; kprep never reads a password from the file: export it in an environment variable and give that variable's name in passwordEnv or sudoPasswordEnv`}},
 		{"duplicate_key.yaml", []string{
@@ -219,6 +297,10 @@ func TestLoadBadFiles(t *testing.T) {
 		{"duplicate_address.yaml", []string{
 			`8:25: hosts[2].address: NODE-A.example is already the address of hosts[1] (w1)`,
 			`9:25: hosts[3].address: 192.168.56.10 is already the address of hosts[0] (cp1)`}},
+		{"ssh_address.yaml", []string{
+			`6:12: ssh.address: only a host's own ssh block may give the address kprep connects to; move it under that host's ssh:`,
+			`15:20: hosts[1].ssh.address: 127.0.0.1 port 2222 is already where kprep logs in to hosts[0] (cp1); each host needs its own address or port`,
+			`19:20: hosts[2].ssh.address: "127.0.0.1:2201" is not an IP address or host name; give the port as ssh.port`}},
 		{"bad_address.yaml", []string{
 			`10:14: hosts[1].address: "192.168.56" is not an IP address or host name`,
 			`13:14: hosts[2].address: "192.168.56.12:22" is not an IP address or host name; give the port as ssh.port`}},
@@ -243,8 +325,32 @@ func TestLoadBadFiles(t *testing.T) {
 		{"no_control_plane.yaml", []string{
 			`5:1: hosts: no host has the control-plane role; give at least one host roles: [control-plane]`,
 			`7:48: hosts[1].roles[0]: "master" is not one of control-plane, worker; Kubernetes calls it control-plane now`}},
-		{"two_control_planes.yaml", []string{
-			`8:1: kubernetes.controlPlaneEndpoint: required when there is more than one control plane (cp1, cp2); give the address of a load balancer or virtual IP in front of them, as host or host:port`}},
+		{"bad_kube.yaml", []string{
+			`8:38: hosts[0].labels["kubernetes.io/hostname"]: the kubelet sets kubernetes.io/hostname itself`,
+			`8:58: hosts[0].labels["Example.com/a"]: "Example.com/a" is not a label key: the part before / must be a lowercase DNS name like example.com`,
+			`8:67: hosts[0].labels.good: "no spaces" is not a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, or empty`,
+			`10:15: hosts[0].taints[0].key: kprep sets the control-plane taint from the roles: a control plane keeps it, one that also has the worker role loses it; change roles instead`,
+			`11:26: hosts[0].taints[1].effect: "Never" is not one of NoSchedule, PreferNoSchedule, NoExecute`,
+			`13:9: hosts[0].taints[3]: a:NoExecute is given twice (first as taints[2]); a node has one taint per key and effect`,
+			`14:9: hosts[0].taints[4].key: required`,
+			`14:9: hosts[0].taints[4].effect: required; give one of NoSchedule, PreferNoSchedule, NoExecute`,
+			`17:25: kubernetes.localEndpoint.name: "10.0.0.1" is an IP address; local mode needs a name, which each host's /etc/hosts resolves its own way`,
+			`17:41: kubernetes.localEndpoint.port: 0 is not a port; use 1 to 65535`,
+			`17:56: kubernetes.localEndpoint.proxyImage: "http://x/haproxy" must not have a scheme; write it like docker.io/library/haproxy:3.2.3-alpine`,
+			`18:22: kubernetes.namespaces[1]: kube-system is made by Kubernetes itself; leave it out`,
+			`18:35: kubernetes.namespaces[2]: "Apps" is not a namespace name: lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit`,
+			`18:41: kubernetes.namespaces[3]: "apps" is listed twice (first as kubernetes.namespaces[0])`,
+			`19:21: kubernetes.kubeProxy.mode: nftables needs Kubernetes 1.31 or later (it is alpha behind a feature gate before); use iptables, or raise kubernetes.version`,
+			`19:52: kubernetes.kubeProxy.conntrackMaxPerCore: -1 is negative; give the entries per CPU, or 0 to leave the host's nf_conntrack_max alone`,
+			`20:27: kubernetes.kubelet.failCgroupV1: the kubelet has this setting from Kubernetes 1.31; remove it for 1.30.2`,
+			`21:17: kubernetes.joinTokenTTL: 1h0m0s is out of range; give 1m to 15m (a join token lets anyone who has it join the cluster)`,
+			`22:17: kubernetes.readyTimeout: 0s is too short; it must be more than 0s`,
+			`23:22: kubernetes.flannel.backend: "udp" is not one of vxlan, host-gw`,
+			`23:42: kubernetes.flannel.imageRegistry: "https://ghcr.io" must not have a scheme; write it like registry.example.com:5000`,
+			`24:27: kubernetes.calico.encapsulation: "vxlan" is not one of VXLAN, VXLANCrossSubnet, IPIP, IPIPCrossSubnet, None; did you mean "VXLAN"?`,
+			`24:49: kubernetes.calico.imageRegistry: "quay io" is not a registry like registry.example.com:5000 or registry.example.com/mirror`}},
+		{"local_endpoint_with_lb.yaml", []string{
+			`10:3: kubernetes.localEndpoint: is used only when controlPlaneEndpoint is empty (kprep's local mode); with a load balancer in controlPlaneEndpoint, remove it`}},
 		{"numeric_log_opt.yaml", []string{
 			`10:15: docker.logOpts.max-file: 3 is a number, but dockerd reads log options only as strings and will not start; quote it: "3"`,
 			`11:15: docker.logOpts.compress: true is a boolean, but dockerd reads log options only as strings and will not start; quote it: "true"`}},
@@ -259,7 +365,9 @@ func TestLoadBadFiles(t *testing.T) {
 			`7:38: docker.centos7Vault.url: "vault.centos.org" is not an http:// or https:// URL`,
 			`10:17: kubernetes.sandboxImage: "docker://registry.k8s.io/pause:3.10" must not have a scheme; write it like registry.k8s.io/pause:3.10.1`,
 			`11:25: kubernetes.criDockerd.version: "0.3" is not a full version; write it like "0.3.16"`,
-			`11:37: kubernetes.criDockerd.url: {os} is not a placeholder kprep fills in; use {version} and {arch}`}},
+			`11:37: kubernetes.criDockerd.url: {os} is not a placeholder kprep fills in; use {version} and {arch}`,
+			`11:97: kubernetes.criDockerd.sha256.amd64: "sha256:abc" is not a SHA-256: want 64 hexadecimal digits`,
+			`11:118: kubernetes.criDockerd.sha256.riscv: "riscv" is not an architecture cri-dockerd is released for; use amd64 or arm64`}},
 		{"bad_settings.yaml", []string{
 			`10:28: hostprep.sysctl["net.ipv4 ip_forward"]: "net.ipv4 ip_forward" is not a sysctl key like net.ipv4.ip_forward`,
 			`11:20: hostprep.sysctl["vm.swappiness"]: needs a value`,

@@ -30,6 +30,19 @@ func nodeNameFor(s string) string {
 	return ""
 }
 
+// NodeName returns s as a host and Kubernetes node name: s itself when it is
+// one, else s lowercased with '_' as '-' (Vagrant's CP_1 becomes cp-1); ok
+// is false when neither is valid.
+func NodeName(s string) (name string, ok bool) {
+	if isNodeName(s) {
+		return s, true
+	}
+	if fixed := nodeNameFor(s); fixed != "" {
+		return fixed, true
+	}
+	return "", false
+}
+
 // isHostName reports whether s is a DNS host name. A name whose last label
 // is all digits is not one (RFC 3696), which is what catches a mistyped IP
 // address such as 192.168.56.
@@ -53,6 +66,10 @@ func addressKey(s string) (key string, ok bool) {
 	}
 	return "", false
 }
+
+// IsAddress reports whether s is an IP address or a DNS host name, as the
+// inventory's address fields take them.
+func IsAddress(s string) bool { return isAddress(s) }
 
 func isAddress(s string) bool {
 	_, ok := addressKey(s)

@@ -77,6 +77,16 @@ func (v *validator) fixed(path, got, want, only string) {
 // where an absent field means "as the cluster says".
 func (v *validator) sshBlock(path string, s *SSH, override bool) {
 	given := func(field string, zero bool) bool { return !override || !zero || v.c.src.isSet(path+"."+field) }
+	switch {
+	case !override && s.Address != "":
+		v.errorf(path+".address", "only a host's own ssh block may give the address kprep connects to; move it under that host's ssh:")
+	case s.Address != "" && !isAddress(s.Address):
+		hint := ""
+		if isEndpoint(s.Address) {
+			hint = "; give the port as ssh.port"
+		}
+		v.errorf(path+".address", "%q is not an IP address or host name%s", clip(s.Address), hint)
+	}
 	if given("port", s.Port == 0) {
 		v.port(path+".port", s.Port)
 	}
@@ -136,6 +146,7 @@ func (v *validator) hosts() {
 	}
 	names := map[string]int{}
 	addrs := map[string]int{}
+	logins := map[string]int{}
 	for i := range c.Hosts {
 		h := &c.Hosts[i]
 		p := indexPath("hosts", i)
@@ -164,13 +175,34 @@ func (v *validator) hosts() {
 			}
 		}
 		v.roles(p+".roles", h.Roles)
+		v.nodeLabels(p+".labels", h.Labels)
+		v.taints(p, h)
 		if h.SSH != nil {
 			v.sshBlock(p+".ssh", h.SSH, true)
+			v.uniqueLogin(logins, i)
 		}
 	}
 	if len(c.ControlPlanes()) == 0 {
 		v.errorf("hosts", "no host has the %s role; give at least one host roles: [%s]", RoleControlPlane, RoleControlPlane)
 	}
+}
+
+// uniqueLogin reports a host whose ssh.address and port are where kprep
+// already logs in to another host that sets ssh.address: two Vagrant
+// machines on one forwarded port would be one machine prepared twice.
+func (v *validator) uniqueLogin(seen map[string]int, i int) {
+	h := &v.c.Hosts[i]
+	key, ok := addressKey(h.SSH.Address)
+	if !ok {
+		return // none given, or already reported
+	}
+	endpoint := fmt.Sprintf("%s port %d", key, h.Connection.Port)
+	if j, dup := seen[endpoint]; dup {
+		v.errorf(indexPath("hosts", i)+".ssh.address", "%s is already where kprep logs in to hosts[%d] (%s); each host needs its own address or port",
+			endpoint, j, v.c.Hosts[j].Name)
+		return
+	}
+	seen[endpoint] = i
 }
 
 func (v *validator) roles(path string, roles []string) {

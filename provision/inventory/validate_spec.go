@@ -83,7 +83,7 @@ func (v *validator) kubernetes() {
 	if strings.Contains(k.ImageRepository, "://") {
 		v.errorf("kubernetes.imageRepository", "%q must not have a scheme; write it like registry.k8s.io", clip(k.ImageRepository))
 	}
-	v.imageRef("kubernetes.sandboxImage", k.SandboxImage)
+	v.imageRef("kubernetes.sandboxImage", k.SandboxImage, "registry.k8s.io/pause:3.10.1")
 	v.criDockerd(&k.CRIDockerd)
 
 	const podPath, servicePath = "kubernetes.podSubnet", "kubernetes.serviceSubnet"
@@ -105,18 +105,12 @@ func (v *validator) kubernetes() {
 	v.noHostsIn(podPath, pods)
 	v.noHostsIn(servicePath, services)
 
-	cps := v.c.ControlPlanes()
-	switch ep := k.ControlPlaneEndpoint; {
-	case ep == "" && len(cps) > 1:
-		names := make([]string, len(cps))
-		for i, h := range cps {
-			names[i] = h.Name
-		}
-		v.errorf("kubernetes.controlPlaneEndpoint", "required when there is more than one control plane (%s); give the address of a load balancer or virtual IP in front of them, as host or host:port",
-			shortList(names, 5))
-	case ep != "" && !isEndpoint(ep):
-		v.errorf("kubernetes.controlPlaneEndpoint", "%q is not host or host:port", clip(ep))
-	}
+	v.apiEndpoint()
+	v.kubeProxy()
+	v.kubelet()
+	v.namespaces()
+	v.joinAndReady()
+	v.cniSettings()
 }
 
 // subnets parses a subnet field: one CIDR range, or an IPv4 and an IPv6 one
@@ -182,13 +176,13 @@ func (v *validator) shown(path string, value fmt.Stringer) string {
 
 // imageRef checks an optional image reference such as
 // registry.k8s.io/pause:3.10.1, which runtimes take without a scheme.
-func (v *validator) imageRef(path, ref string) {
+func (v *validator) imageRef(path, ref, example string) {
 	switch {
 	case ref == "":
 	case strings.Contains(ref, "://"):
-		v.errorf(path, "%q must not have a scheme; write it like registry.k8s.io/pause:3.10.1", clip(ref))
+		v.errorf(path, "%q must not have a scheme; write it like %s", clip(ref), example)
 	case strings.ContainsAny(ref, " \t\r\n\"'"):
-		v.errorf(path, "%q is not an image reference like registry.k8s.io/pause:3.10.1", clip(ref))
+		v.errorf(path, "%q is not an image reference like %s", clip(ref), example)
 	}
 }
 
@@ -201,6 +195,15 @@ func (v *validator) criDockerd(cd *CRIDockerd) {
 	if !isVersion(cd.Version, 3) {
 		v.errorf("kubernetes.criDockerd.version", `%q is not a full version; write it like "0.3.16"`, clip(cd.Version))
 	}
+	for _, arch := range slices.Sorted(maps.Keys(cd.SHA256)) {
+		field := fieldPath("kubernetes.criDockerd.sha256", arch)
+		if arch != "amd64" && arch != "arm64" {
+			v.errorf(field, "%q is not an architecture cri-dockerd is released for; use amd64 or arm64", clip(arch))
+		}
+		if !sha256Hex.MatchString(cd.SHA256[arch]) {
+			v.errorf(field, "%q is not a SHA-256: want 64 hexadecimal digits", clip(cd.SHA256[arch]))
+		}
+	}
 	for _, p := range criDockerdPlaceholder.FindAllString(cd.URL, -1) {
 		if p != "{version}" && p != "{arch}" {
 			v.errorf("kubernetes.criDockerd.url", "%s is not a placeholder kprep fills in; use {version} and {arch}", p)
@@ -212,3 +215,6 @@ func (v *validator) criDockerd(cd *CRIDockerd) {
 		v.errorf("kubernetes.criDockerd.url", "%q is not an http:// or https:// URL", clip(cd.URL))
 	}
 }
+
+// sha256Hex is a SHA-256 written as sha256sum prints it.
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)

@@ -63,6 +63,12 @@ func Summary(w io.Writer, rep *provision.Report, style Style) {
 			}
 		}
 	}
+	if len(rep.Warnings) > 0 {
+		fmt.Fprintf(w, "\nWarnings:\n")
+		for _, warning := range rep.Warnings {
+			fmt.Fprintf(w, "  %s\n", indent(warning))
+		}
+	}
 	if failures.Len() > 0 {
 		fmt.Fprintf(w, "\n%s\n%s", style.Red("Failures:"), failures.String())
 	}

@@ -46,7 +46,7 @@ func Testdata(t testing.TB, name string) string {
 }
 
 // Summaries lists the changes' summaries, in order.
-func Summaries(cs []provision.Change) []string {
+func Summaries[T any](cs []provision.Planned[T]) []string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.Summary)
@@ -55,7 +55,7 @@ func Summaries(cs []provision.Change) []string {
 }
 
 // Keys lists the changes' keys, in order.
-func Keys(cs []provision.Change) []string {
+func Keys[T any](cs []provision.Planned[T]) []string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.Key)

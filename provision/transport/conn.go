@@ -85,6 +85,7 @@ type Conn struct {
 	// sudoPassword is written to sudo only when it asks; secrets are the
 	// passwords, redacted from everything shown even if a command echoes them.
 	sudoPassword string
+	secretsMu    sync.Mutex
 	secrets      []string
 	markers      markers
 
@@ -102,6 +103,18 @@ type Conn struct {
 	closeOnce sync.Once
 	lostMu    sync.Mutex
 	lost      error // why the connection ended when we did not close it
+}
+
+// AddSecret masks secret ("***") in every command line, output and error
+// the connection shows or logs from now on: the engine hands it values a
+// run makes, such as a join token.
+func (c *Conn) AddSecret(secret string) {
+	if secret == "" {
+		return
+	}
+	c.secretsMu.Lock()
+	defer c.secretsMu.Unlock()
+	c.secrets = append(c.secrets, secret)
 }
 
 // Host returns the host's name.

@@ -154,8 +154,11 @@ func (c *Conn) report(cmd Command, opts runOptions, res *Result, err error, time
 // connection's passwords, longest first so a secret that contains another
 // is replaced whole.
 func (c *Conn) secretsFor(cmd Command) []string {
+	c.secretsMu.Lock()
+	known := append(append([]string(nil), cmd.Secrets...), c.secrets...)
+	c.secretsMu.Unlock()
 	var all []string
-	for _, s := range append(append([]string(nil), cmd.Secrets...), c.secrets...) {
+	for _, s := range known {
 		if s != "" {
 			all = append(all, s)
 		}

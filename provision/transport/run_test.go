@@ -106,8 +106,12 @@ func TestDefaultCommandTimeout(t *testing.T) {
 	if ce := commandError(t, err); !ce.TimedOut || ce.Timeout != cfg.CommandTimeout {
 		t.Errorf("CommandError = %+v, want the connection's default timeout", ce)
 	}
-	// A command's own timeout wins over the default.
-	run(t, c, transport.Command{Line: "sleep 1", Timeout: 10 * time.Second})
+	// A command's own timeout wins over the default: a command that outlives
+	// the default succeeds under its own. Its limit is far beyond what it
+	// needs, because a root session's start alone can take seconds on a busy
+	// machine (a login shell that runs `pyenv rehash` waits for every other
+	// root shell's turn at its lock): the test must not depend on speed.
+	run(t, c, transport.Command{Line: "sleep 1", Timeout: 10 * time.Minute})
 }
 
 func TestSecretsAreRedacted(t *testing.T) {
@@ -155,6 +159,19 @@ func TestSecretsAreRedacted(t *testing.T) {
 	}
 	if strings.Contains(l.Line, token) || !strings.Contains(l.Line, "echo ***") {
 		t.Errorf("logged line = %q, want the token redacted", l.Line)
+	}
+	mu.Unlock()
+
+	// A secret learnt later (a join token a run made) is masked from then
+	// on, though the command does not name it in Secrets.
+	const later = "0123456789abcdef0123456789abcdef"
+	c.AddSecret(later)
+	_, err = c.Run(context.Background(), transport.Command{Line: "echo " + later + " >&2; exit 1"})
+	mu.Lock()
+	for what, s := range map[string]string{"error": err.Error(), "logged line": logged[len(logged)-1].Line} {
+		if strings.Contains(s, later) || !strings.Contains(s, "***") {
+			t.Errorf("%s after AddSecret = %q, want the secret masked", what, s)
+		}
 	}
 }
 

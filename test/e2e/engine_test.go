@@ -53,9 +53,9 @@ func TestHostLockAndInterrupt(t *testing.T) {
 	go func() { done <- first.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(5 * time.Minute): // a hang guard, not a timing assertion
 		first.Process.Kill()
-		t.Fatalf("apply did not stop within 30 s of SIGINT\n%s", stderr.String())
+		t.Fatalf("apply did not stop within 5 minutes of SIGINT\n%s", stderr.String())
 	}
 	if code := first.ProcessState.ExitCode(); code != 1 {
 		t.Errorf("interrupted apply exited %d, want 1", code)

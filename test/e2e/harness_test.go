@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/kprep/kprep/test/lab/lab"
-	"gopkg.in/yaml.v3"
 )
 
 func skipUnlessE2E(t *testing.T) {
@@ -81,24 +80,7 @@ func labInventory(t *testing.T, l *lab.Lab, edit func(docker map[string]any)) st
 // and returns its path.
 func editInventory(t *testing.T, l *lab.Lab, edit func(doc map[string]any)) string {
 	t.Helper()
-	raw, err := os.ReadFile(l.InventoryPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	edit(doc)
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "cluster.yaml")
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return editInventoryFile(t, l.InventoryPath(), edit)
 }
 
 var (

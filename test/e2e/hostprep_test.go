@@ -96,7 +96,13 @@ func checkPrepared(t *testing.T, l *lab.Lab, h lab.Host) {
 	if got := sh("grep -v '^#' /etc/modules-load.d/k8s.conf"); got != "overlay\nbr_netfilter" {
 		t.Errorf("%s modules: %q", h.Name, got)
 	}
-	if got := sh("hostname; grep -c '^192.168.77.1[1-4] lab[1-4]$' /etc/hosts"); got != h.Name+"\n4" {
+	// /etc/hosts carries the host itself and the control plane (lab1).
+	want := h.Name + "\n2"
+	if h.Name == "lab1" {
+		want = h.Name + "\n1"
+	}
+	prefix := h.Address[:strings.LastIndex(h.Address, ".")+1] // the lab instance's subnet
+	if got := sh("hostname; grep -c '^" + strings.ReplaceAll(prefix, ".", "[.]") + "1[1-4] lab[1-4]$' /etc/hosts"); got != want {
 		t.Errorf("%s hostname and /etc/hosts: %q", h.Name, got)
 	}
 }
@@ -353,5 +359,47 @@ func TestHostprepOpenPorts(t *testing.T) {
 		t.Errorf("plan after closing 10250 by hand: %+v", s.Changes)
 	}
 	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
+	runKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
+
+	// A port the user opened stays; what kprep opened and no longer needs
+	// goes. The roles swap (lab1 a worker, lab2 the control plane) and the
+	// CNI becomes flannel: each host's ports for its old role and Calico's
+	// close, 9100/tcp (opened by hand on lab1) stays.
+	hostSh(t, l, "lab1", "firewall-cmd --add-port=9100/tcp && firewall-cmd --permanent --add-port=9100/tcp")
+	inv = editInventory(t, l, func(doc map[string]any) {
+		doc["hostprep"] = map[string]any{"firewall": "open-ports"}
+		k, _ := doc["kubernetes"].(map[string]any)
+		k["cni"] = "flannel"
+		for _, h := range doc["hosts"].([]any) {
+			h := h.(map[string]any)
+			switch h["name"] {
+			case "lab1":
+				h["roles"] = []any{"worker"}
+			case "lab2":
+				h["roles"] = []any{"control-plane"}
+			}
+		}
+	})
+	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
+	for host, want := range map[string]string{
+		"lab1": "10250/tcp 10256/tcp 30000-32767/tcp 8472/udp 9100/tcp",
+		"lab2": "10250/tcp 10257/tcp 10259/tcp 2379-2380/tcp 6443/tcp 8472/udp",
+	} {
+		got := hostSh(t, l, host, "firewall-cmd --list-ports; echo --; firewall-cmd --permanent --list-ports; echo --; firewall-cmd --list-protocols; echo --; firewall-cmd --permanent --list-protocols")
+		parts := strings.Split(got, "--")
+		if len(parts) != 4 {
+			t.Fatalf("%s: firewall-cmd printed %q", host, got)
+		}
+		for i, where := range []string{"now", "at boot"} {
+			have := strings.Fields(parts[i])
+			sort.Strings(have)
+			if strings.Join(have, " ") != want {
+				t.Errorf("%s ports %s after the role change: %v, want %s", host, where, have, want)
+			}
+		}
+		if protos := strings.TrimSpace(parts[2] + " " + parts[3]); protos != "" {
+			t.Errorf("%s protocols after the change: %q, want none (ipip was Calico's, opened by kprep)", host, protos)
+		}
+	}
 	runKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/test/lab/instance"
 	"github.com/kprep/kprep/test/lab/lab"
 )
 
@@ -99,13 +100,18 @@ func TestLab(t *testing.T) {
 				t.Errorf("%s: its PID 1 (%d), and so its namespaces, are still there", h.Name, h.LeaderPID)
 			}
 		}
-		if links := ltCommand(t, "ip", "-o", "link"); strings.Contains(links, "kprep-") {
-			t.Errorf("links left:\n%s", links)
+		// Other lab instances may be up beside this one: only this
+		// instance's names count.
+		id := l.Instance()
+		if links := ltCommand(t, "ip", "-o", "link"); strings.Contains(links, " "+id.Bridge()+":") || strings.Contains(links, " "+id.VethPrefix()) {
+			t.Errorf("links of %s left:\n%s", id, links)
 		}
-		if mounts := ltReadFile(t, "/proc/self/mountinfo"); strings.Contains(mounts, stateDir) {
+		if mounts := ltReadFile(t, "/proc/self/mountinfo"); strings.Contains(mounts, " "+stateDir+"/") || strings.Contains(mounts, " "+stateDir+" ") {
 			t.Errorf("mounts left under %s", stateDir)
 		}
-		if got := ltReadFile(t, "/proc/sys/fs/inotify/max_user_instances"); got != inotifyBefore {
+		// The machine's inotify limits come back once no lab is up (another
+		// instance keeps them raised while it runs).
+		if got := ltReadFile(t, "/proc/sys/fs/inotify/max_user_instances"); got != inotifyBefore && len(ltOtherBridges(t)) == 0 {
 			t.Errorf("inotify max_user_instances is %s after down, was %s", got, inotifyBefore)
 		}
 		if err := lab.Down(ctx, stateDir); err != nil {
@@ -442,6 +448,18 @@ func ltAlive(pid int) bool {
 	}
 	_, rest, _ := strings.Cut(string(b), ") ")
 	return !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
+}
+
+// ltOtherBridges lists the lab bridges on the machine: the other lab
+// instances that are up beside this test's.
+func ltOtherBridges(t *testing.T) []string {
+	var bridges []string
+	for _, f := range strings.Fields(ltCommand(t, "ip", "-o", "link")) {
+		if _, ok := instance.BridgeFor(strings.TrimSuffix(f, ":")); ok {
+			bridges = append(bridges, strings.TrimSuffix(f, ":"))
+		}
+	}
+	return bridges
 }
 
 // ltCommand runs a program on the machine and returns its output.

@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/kprep/kprep/test/lab/instance"
 	"github.com/kprep/kprep/test/lab/lab"
 )
 
@@ -16,23 +17,26 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// labTestsLock is held by a test for as long as its lab is up. The machine
-// has room for one lab at a time (one bridge, fixed addresses), and test
-// binaries of other packages (go test ./... runs them side by side) may
-// want one too: they wait here rather than fail in lab.Up.
-const labTestsLock = "/run/lock/kprep-lab-tests.lock"
-
-// holdLabLock waits for the lab tests' lock and holds it until the test and
-// its cleanups (lab down among them) have finished.
+// holdLabLock waits for the lab tests' lock of the lab instance
+// KPREP_LAB_ID names, and holds it until the test and its cleanups (lab
+// down among them) have finished. An instance runs one lab at a time, and
+// test binaries of other packages (go test ./... runs them side by side)
+// may want one too: they wait here rather than fail in lab.Up. Tests on
+// other instances have their own lock.
 func holdLabLock(t *testing.T) {
 	t.Helper()
-	f, err := os.OpenFile(labTestsLock, os.O_CREATE|os.O_RDWR, 0o644)
+	id, err := instance.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := id.TestsLock()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Fatalf("lab tests' lock: %v", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		t.Fatalf("lab tests' lock %s: %v", labTestsLock, err)
+		t.Fatalf("lab tests' lock %s: %v", path, err)
 	}
 	// Registered first, so it runs last: after the lab's down.
 	t.Cleanup(func() { f.Close() })

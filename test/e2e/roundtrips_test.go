@@ -65,7 +65,10 @@ func loadLabInventory(tb testing.TB, l *lab.Lab) *inventory.Cluster {
 // the report and each host's transport statistics.
 func planConverged(ctx context.Context, c *inventory.Cluster, l *lab.Lab) (*provision.Report, map[string]transport.Stats) {
 	d := &countingDialer{SSHDialer: provision.SSHDialer{LookupEnv: labEnv(l)}}
-	rep := provision.Run(ctx, c, d, provision.Options{Mode: provision.ModePlan, Steps: hostprep.Steps()})
+	rep, err := provision.Run(ctx, c, d, provision.Options{Mode: provision.ModePlan, Steps: hostprep.Steps()})
+	if err != nil {
+		panic(err) // hostprep's step list is checked by a unit test
+	}
 	stats := map[string]transport.Stats{}
 	for name, conn := range d.conns {
 		stats[name] = conn.Stats()
@@ -86,6 +89,24 @@ func TestPlanOnConvergedHostsIsOneConnectionAndOneRoundTrip(t *testing.T) {
 		t.Logf("%s (ssh user %s): %d dials, %d command round trips, %d files", h.Name, h.SSHUser, s.Dials, s.Commands, s.Files)
 		if s.Dials != 1 || s.Commands != 1 || s.Files != 0 {
 			t.Errorf("%s: %d dials and %d round trips for a plan with nothing to do, want 1 and 1", h.Name, s.Dials, s.Commands)
+		}
+	}
+
+	// Behind a bastion a host costs two connections: the jump host's and,
+	// through it, the host's own; still one command round trip. lab1 is
+	// the jump host for lab2 and lab3.
+	lab1 := l.Hosts()[0]
+	for i := range c.Hosts[1:] {
+		h := &c.Hosts[1+i]
+		h.Connection.Bastion = &inventory.Bastion{Address: lab1.Address, Port: 22, User: "root", PrivateKeyFile: c.Hosts[0].Connection.PrivateKeyFile}
+	}
+	rep, stats = planConverged(context.Background(), c, l)
+	if rep.Failed() || rep.Pending() {
+		t.Fatalf("plan through a bastion: failed %v, pending %v: %+v", rep.Failed(), rep.Pending(), rep.Hosts)
+	}
+	for _, h := range l.Hosts()[1:] {
+		if s := stats[h.Name]; s.Dials != 2 || s.Commands != 1 {
+			t.Errorf("%s behind lab1: %d dials and %d round trips, want 2 (bastion + host) and 1", h.Name, s.Dials, s.Commands)
 		}
 	}
 }

@@ -28,8 +28,8 @@ func TestRuntimeFreshHosts(t *testing.T) {
 	inv := labInventory(t, l, func(docker map[string]any) {
 		// A proxy that is not there: pulls from the lab must bypass it.
 		docker["proxy"] = map[string]any{
-			"http": "http://" + lab.BridgeAddr + ":3128", "https": "http://" + lab.BridgeAddr + ":3128",
-			"noProxy": []string{lab.BridgeAddr},
+			"http": "http://" + l.BridgeAddr() + ":3128", "https": "http://" + l.BridgeAddr() + ":3128",
+			"noProxy": []string{l.BridgeAddr()},
 		}
 	})
 
@@ -78,7 +78,7 @@ func TestRuntimeFreshHosts(t *testing.T) {
 				t.Errorf("docker info: logging driver %s, cgroup driver %s", info.LoggingDriver, info.CgroupDriver)
 			}
 			env := hostSh(t, l, h.Name, "systemctl show --property=Environment docker")
-			if !strings.Contains(env, "HTTP_PROXY=http://"+lab.BridgeAddr+":3128") || !strings.Contains(env, ".cluster.local") {
+			if !strings.Contains(env, "HTTP_PROXY=http://"+l.BridgeAddr()+":3128") || !strings.Contains(env, ".cluster.local") {
 				t.Errorf("docker's environment: %s", env)
 			}
 			// Through the mirror (Docker Hub's library/hello) and from the
@@ -119,7 +119,7 @@ func TestRuntimeDrift(t *testing.T) {
 	const host = "lab1"
 	proxy := func(docker map[string]any) {
 		docker["version"] = oldDockerVersion
-		docker["proxy"] = map[string]any{"http": "http://" + lab.BridgeAddr + ":3128", "noProxy": []string{lab.BridgeAddr}}
+		docker["proxy"] = map[string]any{"http": "http://" + l.BridgeAddr() + ":3128", "noProxy": []string{l.BridgeAddr()}}
 	}
 	inv := labInventory(t, l, proxy)
 	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime").requireNoFailures(t)

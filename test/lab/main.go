@@ -1,6 +1,7 @@
 // Command lab builds and runs kprep's test hosts on this machine (root
 // needed): `go run ./test/lab up`, `status`, `exec HOST -- CMD...`,
-// `ssh HOST`, `down`. See test/lab/README.md.
+// `ssh HOST`, `down`; `--id N` (or KPREP_LAB_ID) picks one of several labs
+// side by side. See test/lab/README.md.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/kprep/kprep/test/lab/instance"
 	"github.com/kprep/kprep/test/lab/lab"
 )
 
@@ -46,21 +48,51 @@ func exitCodeOf(err error) int {
 	return 1
 }
 
+// target is the lab a command works on: its instance and state folder,
+// from --id and --state (or KPREP_LAB_ID and KPREP_LAB_STATE).
+type target struct {
+	id       instance.ID
+	stateDir string
+}
+
 func newRootCmd() *cobra.Command {
-	var stateDir string
+	var tg target
+	var idFlag string
 	root := &cobra.Command{
 		Use:           "lab",
 		Short:         "Real systemd test hosts for kprep on this machine",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			id, err := instance.Parse(idFlag)
+			if err != nil {
+				return fmt.Errorf("--id (or %s): %w", instance.Env, err)
+			}
+			tg.id = id
+			if tg.stateDir == "" {
+				tg.stateDir = envOr("KPREP_LAB_STATE", id.StateDir())
+			}
+			return nil
+		},
 	}
-	root.PersistentFlags().StringVar(&stateDir, "state", lab.StateDirFromEnv(), "state folder of the running lab (env KPREP_LAB_STATE)")
-	root.AddCommand(newUpCmd(&stateDir), newStatusCmd(&stateDir), newExecCmd(&stateDir),
-		newSSHCmd(&stateDir), newDownCmd(&stateDir), newInventoryCmd(&stateDir), newSudoPasswordCmd(&stateDir))
+	root.PersistentFlags().StringVar(&idFlag, "id", envOr(instance.Env, "0"),
+		fmt.Sprintf("lab instance, 0 to %d (env %s): its own bridge, subnet, state folder, cgroups and locks (test/lab/README.md)", instance.Max, instance.Env))
+	root.PersistentFlags().StringVar(&tg.stateDir, "state", "", "state folder of the running lab (env KPREP_LAB_STATE; default "+
+		instance.ID(0).StateDir()+" for instance 0, "+instance.ID(0).StateDir()+"-ID for the others)")
+	root.AddCommand(newUpCmd(&tg), newStatusCmd(&tg), newExecCmd(&tg),
+		newSSHCmd(&tg), newDownCmd(&tg), newInventoryCmd(&tg), newSudoPasswordCmd(&tg))
 	return root
 }
 
-func newUpCmd(stateDir *string) *cobra.Command {
+// envOr returns the environment variable name, or def when it is unset.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func newUpCmd(tg *target) *cobra.Command {
 	var o lab.Options
 	var osList string
 	cmd := &cobra.Command{
@@ -71,11 +103,11 @@ func newUpCmd(stateDir *string) *cobra.Command {
 			if osList != "" {
 				o.OS = strings.Split(osList, ",")
 			}
-			o.StateDir = *stateDir
+			o.Instance, o.StateDir = &tg.id, tg.stateDir
 			o.Log = cmd.ErrOrStderr()
 			l, err := lab.Up(cmd.Context(), o)
 			if err != nil {
-				return fmt.Errorf("%w\n(remove what was made with: go run ./test/lab down)", err)
+				return fmt.Errorf("%w\n(remove what was made with: go run ./test/lab --id %d down)", err, tg.id)
 			}
 			out := cmd.OutOrStdout()
 			for _, h := range l.Hosts() {
@@ -96,13 +128,13 @@ func newUpCmd(stateDir *string) *cobra.Command {
 	return cmd
 }
 
-func newStatusCmd(stateDir *string) *cobra.Command {
+func newStatusCmd(tg *target) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the running lab's hosts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := lab.Open(*stateDir)
+			l, err := lab.Open(tg.stateDir)
 			if err != nil {
 				return err
 			}
@@ -124,13 +156,15 @@ func newStatusCmd(stateDir *string) *cobra.Command {
 			if l.MirrorServed() {
 				mirror = l.MirrorURL() + ", registry " + l.RegistryAddr()
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "\nmirror:    %s\ninventory: %s\nkey:       %s\n", mirror, l.InventoryPath(), l.KeyFile())
+			id := l.Instance()
+			fmt.Fprintf(cmd.OutOrStdout(), "\ninstance:  %d (bridge %s, %s)\nmirror:    %s\ninventory: %s\nkey:       %s\n",
+				int(id), id.Bridge(), id.Subnet(), mirror, l.InventoryPath(), l.KeyFile())
 			return nil
 		},
 	}
 }
 
-func newExecCmd(stateDir *string) *cobra.Command {
+func newExecCmd(tg *target) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "exec HOST -- CMD...",
 		Short: "Run a command as root inside a host (nsenter, no SSH)",
@@ -139,7 +173,7 @@ func newExecCmd(stateDir *string) *cobra.Command {
 			if len(dropDashes(args[1:])) == 0 {
 				return fmt.Errorf("exec %s: no command given", args[0])
 			}
-			l, err := lab.Open(*stateDir)
+			l, err := lab.Open(tg.stateDir)
 			if err != nil {
 				return err
 			}
@@ -173,13 +207,13 @@ func dropDashes(args []string) []string {
 	return args
 }
 
-func newSSHCmd(stateDir *string) *cobra.Command {
+func newSSHCmd(tg *target) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ssh HOST [-- CMD...]",
 		Short: "Log into a host over SSH as its inventory user, with the lab key",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := lab.Open(*stateDir)
+			l, err := lab.Open(tg.stateDir)
 			if err != nil {
 				return err
 			}
@@ -202,13 +236,13 @@ func newSSHCmd(stateDir *string) *cobra.Command {
 	return cmd
 }
 
-func newInventoryCmd(stateDir *string) *cobra.Command {
+func newInventoryCmd(tg *target) *cobra.Command {
 	return &cobra.Command{
 		Use:   "inventory",
 		Short: "Print the path of the running lab's inventory",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := lab.Open(*stateDir)
+			l, err := lab.Open(tg.stateDir)
 			if err != nil {
 				return err
 			}
@@ -218,7 +252,7 @@ func newInventoryCmd(stateDir *string) *cobra.Command {
 	}
 }
 
-func newSudoPasswordCmd(stateDir *string) *cobra.Command {
+func newSudoPasswordCmd(tg *target) *cobra.Command {
 	return &cobra.Command{
 		Use:   "sudo-password",
 		Short: "Print the sudo password of the host that asks for one (for export " + lab.SudoPasswordEnv + "=$(...))",
@@ -227,7 +261,7 @@ func newSudoPasswordCmd(stateDir *string) *cobra.Command {
 			"It is a throw-away secret of a test host; it is never printed otherwise.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := lab.Open(*stateDir)
+			l, err := lab.Open(tg.stateDir)
 			if err != nil {
 				return err
 			}
@@ -241,16 +275,16 @@ func newSudoPasswordCmd(stateDir *string) *cobra.Command {
 	}
 }
 
-func newDownCmd(stateDir *string) *cobra.Command {
+func newDownCmd(tg *target) *cobra.Command {
 	return &cobra.Command{
 		Use:   "down",
 		Short: "Remove every host, link, mount and process of the lab (keeps the caches)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lab.DownWithLog(cmd.Context(), *stateDir, cmd.ErrOrStderr()); err != nil {
+			if err := lab.DownInstance(cmd.Context(), tg.id, tg.stateDir, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.ErrOrStderr(), "lab is down")
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s is down\n", tg.id)
 			return nil
 		},
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
 // systemCallFilter are the system calls the hosts need beyond nspawn's
@@ -49,9 +51,9 @@ func nspawnArgs(h hostState, p hostPaths) []string {
 
 // bootHost starts the host's systemd-nspawn detached in the host's own
 // cgroups, finds its PID 1 and plugs it into the bridge.
-func bootHost(ctx context.Context, stateDir string, h *hostState) error {
+func bootHost(ctx context.Context, id instance.ID, stateDir string, h *hostState) error {
 	p := pathsOf(stateDir, h.Name)
-	procs, err := createHostCgroups(h.Name)
+	procs, err := createHostCgroups(id, h.Name)
 	if err != nil {
 		return err
 	}
@@ -69,7 +71,7 @@ func bootHost(ctx context.Context, stateDir string, h *hostState) error {
 		return fmt.Errorf("host %s: %w; see %s", h.Name, err, p.Console)
 	}
 	h.Leader = leader
-	return attachHost(ctx, h.Name, leader.PID)
+	return attachHost(ctx, id, h.Name, leader.PID)
 }
 
 // findLeader waits for the host's PID 1 (systemd, a child of nspawn).

@@ -3,10 +3,13 @@ package lab
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
 // recipeKey hashes everything that decides what a cached artifact holds;
@@ -27,29 +30,50 @@ func lockCache(cacheDir string) (func(), error) {
 	return flockFile(filepath.Join(cacheDir, ".rootfs.lock"))
 }
 
-// machineLockPath serialises lab commands on this machine: a lab is a
-// machine-wide thing (one bridge, fixed addresses), and an up racing a
-// down or another up would leave a mix of both.
-const machineLockPath = "/run/lock/kprep-lab.lock"
+// tryLockCache takes the lock on the lab's root file systems if no one
+// holds it; ok is false when someone is building one.
+func tryLockCache(cacheDir string) (unlock func(), ok bool, err error) {
+	return tryFlockFile(filepath.Join(cacheDir, ".rootfs.lock"))
+}
 
-// lockMachine waits for and takes the machine's lab lock.
-func lockMachine() (func(), error) { return flockFile(machineLockPath) }
+// lockMachine waits for and takes the instance's lock, which serialises its
+// lab commands: an up racing a down or another up of the same instance
+// would leave a mix of both. Other instances have their own.
+func lockMachine(id instance.ID) (func(), error) { return flockFile(id.MachineLock()) }
 
 // flockFile waits for an exclusive lock on path (made if missing, with its
 // folder); the returned function releases it.
 func flockFile(path string) (func(), error) {
+	unlock, _, err := lockFile(path, false)
+	return unlock, err
+}
+
+// tryFlockFile is flockFile without the wait: ok is false while another
+// process holds the lock.
+func tryFlockFile(path string) (unlock func(), ok bool, err error) {
+	return lockFile(path, true)
+}
+
+func lockFile(path string, noWait bool) (func(), bool, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, false, fmt.Errorf("lock %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, false, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	how := syscall.LOCK_EX
+	if noWait {
+		how |= syscall.LOCK_NB
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		if noWait && errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return func() { f.Close() }, nil
+	return func() { f.Close() }, true, nil
 }
 
 // buildDir is where artifacts are made before they are moved into the

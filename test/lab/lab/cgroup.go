@@ -7,13 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
-// cgroupRoot is the folder under every cgroup hierarchy that holds the lab's
-// hosts, one subtree each. A host in its own subtree in every v1 hierarchy
-// is what lets systemd, dockerd and the kubelet inside it manage cgroups
-// without touching another host's.
-const cgroupRoot = "kprep-lab"
+// Each instance's hosts live under its cgroup root (id.CgroupRoot()) in
+// every cgroup hierarchy, one subtree each. A host in its own subtree in
+// every v1 hierarchy is what lets systemd, dockerd and the kubelet inside
+// it manage cgroups without touching another host's.
 
 // cgroupHierarchies lists the machine's cgroup mount points (v1 and v2).
 func cgroupHierarchies() ([]string, error) {
@@ -42,14 +43,14 @@ func cgroupHierarchies() ([]string, error) {
 
 // createHostCgroups makes the host's cgroup in every hierarchy and returns
 // their cgroup.procs files, into which the host's launcher moves itself.
-func createHostCgroups(host string) ([]string, error) {
+func createHostCgroups(id instance.ID, host string) ([]string, error) {
 	hier, err := cgroupHierarchies()
 	if err != nil {
 		return nil, err
 	}
 	var procs []string
 	for _, h := range hier {
-		parent := filepath.Join(h, cgroupRoot)
+		parent := filepath.Join(h, id.CgroupRoot())
 		dir := filepath.Join(parent, host)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("host %s: create cgroup %s: %w", host, dir, err)
@@ -74,9 +75,9 @@ func createHostCgroups(host string) ([]string, error) {
 	return procs, nil
 }
 
-// removeLabCgroups removes the lab's cgroup subtrees, deepest first; a
+// removeLabCgroups removes the instance's cgroup subtrees, deepest first; a
 // cgroup whose last process is still exiting gets a few more tries.
-func removeLabCgroups() error {
+func removeLabCgroups(id instance.ID) error {
 	hier, err := cgroupHierarchies()
 	if err != nil {
 		return nil
@@ -85,7 +86,7 @@ func removeLabCgroups() error {
 	for try := 0; try < 20; try++ {
 		left = nil
 		for _, h := range hier {
-			root := filepath.Join(h, cgroupRoot)
+			root := filepath.Join(h, id.CgroupRoot())
 			var dirs []string
 			_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 				if err == nil && d.IsDir() {

@@ -7,10 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
 // sigPoweroff is SIGRTMIN+4: systemd as PID 1 powers off on it (what
@@ -35,20 +38,38 @@ done
 true
 `
 
-// Down removes everything a lab in stateDir made: its hosts (kubelet and
-// pods first), the mirror and registry processes, veths and bridge,
-// mounts, cgroups and the state folder, and puts back the machine
-// settings it raised. It finds leftovers by name as well as from the
-// state, so it works after a crash and is safe to run twice. Caches stay.
+// Down removes everything the lab instance KPREP_LAB_ID names made, with
+// its state in stateDir ("" means KPREP_LAB_STATE or the instance's
+// folder): see DownInstance.
 func Down(ctx context.Context, stateDir string) error { return DownWithLog(ctx, stateDir, nil) }
 
 // DownWithLog is Down with progress lines (how each host stopped) to log.
 func DownWithLog(ctx context.Context, stateDir string, w io.Writer) error {
+	id, stateDir, err := fromEnv(stateDir)
+	if err != nil {
+		return err
+	}
+	return DownInstance(ctx, id, stateDir, w)
+}
+
+// DownInstance removes everything lab instance id made with its state in
+// stateDir ("" means the instance's folder): its hosts (kubelet and pods
+// first), the mirror and registry processes, veths and bridge, mounts,
+// cgroups and the state folder, and puts back the machine settings it
+// raised unless another lab still needs them. It finds leftovers by name
+// as well as from the state, so it works after a crash and is safe to run
+// twice; it touches no other instance's hosts, links, mounts, cgroups or
+// processes. It refuses a state folder whose record names another
+// instance. Caches stay. Progress lines (how each host stopped) go to w.
+func DownInstance(ctx context.Context, id instance.ID, stateDir string, w io.Writer) error {
 	log := newLogger(w)
 	if os.Geteuid() != 0 {
 		return errors.New("the lab needs root to take itself down")
 	}
-	unlock, err := lockMachine()
+	if stateDir == "" {
+		stateDir = id.StateDir()
+	}
+	unlock, err := lockMachine(id)
 	if err != nil {
 		return err
 	}
@@ -56,6 +77,9 @@ func DownWithLog(ctx context.Context, stateDir string, w io.Writer) error {
 	st, err := loadState(stateDir)
 	if err != nil {
 		st = nil // none, or a damaged record: find what is left by name
+	}
+	if st != nil && st.Instance != id {
+		return fmt.Errorf("the lab in %s is %s, not %s: run down with %s=%d", stateDir, st.Instance, id, instance.Env, int(st.Instance))
 	}
 	var errs []error
 	cacheDir := CacheDirFromEnv()
@@ -78,21 +102,24 @@ func DownWithLog(ctx context.Context, stateDir string, w io.Writer) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := removeLinks(ctx); err != nil {
+	if err := removeLinks(ctx, id); err != nil {
 		errs = append(errs, err)
 	}
-	for _, dir := range []string{stateDir, buildDir(cacheDir)} {
-		if err := unmountAll(dir); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := removeLabCgroups(); err != nil {
+	if err := unmountAll(stateDir); err != nil {
 		errs = append(errs, err)
 	}
+	if err := unmountCrashedBuilds(cacheDir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeLabCgroups(id); err != nil {
+		errs = append(errs, err)
+	}
+	var old []sysctlChange
 	if st != nil {
-		if err := restoreSysctls(st.Sysctls); err != nil {
-			errs = append(errs, err)
-		}
+		old = st.Sysctls
+	}
+	if err := machineSysctls.releaseSysctls(id, old); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
 		if err := removeTree(stateDir); err != nil {
@@ -102,6 +129,22 @@ func DownWithLog(ctx context.Context, stateDir string, w io.Writer) error {
 		errs = append(errs, fmt.Errorf("kept %s for a look; run down again after fixing the above", stateDir))
 	}
 	return errors.Join(errs...)
+}
+
+// unmountCrashedBuilds unmounts what a killed root file system build left
+// in the shared cache's build folder, but only while no build holds the
+// cache (a running one, of any instance, has its mounts in use there and
+// clears its own folder's leftovers before it starts).
+func unmountCrashedBuilds(cacheDir string) error {
+	if !exists(buildDir(cacheDir)) {
+		return nil
+	}
+	unlock, ok, err := tryLockCache(cacheDir)
+	if err != nil || !ok {
+		return err
+	}
+	defer unlock()
+	return unmountAll(buildDir(cacheDir))
 }
 
 // stopHosts powers off every host of the lab, the recorded ones and any
@@ -188,13 +231,14 @@ func stopHost(ctx context.Context, name string, nspawn, leader Proc, log *logger
 	return nil
 }
 
-// leftovers describes what of a lab is still on the machine.
-func leftovers(stateDir string) []string {
+// leftovers describes what of lab instance id with this state folder is
+// still on the machine.
+func leftovers(id instance.ID, stateDir string) []string {
 	var left []string
 	if exists(filepath.Join(stateDir, stateFile)) {
 		left = append(left, "state in "+stateDir)
 	}
-	if links := labLinks(); len(links) > 0 {
+	if links := labLinks(id); len(links) > 0 {
 		left = append(left, "links "+strings.Join(links, ", "))
 	}
 	if procs := findLabProcs(stateDir); len(procs) > 0 {
@@ -210,16 +254,30 @@ func leftovers(stateDir string) []string {
 	return left
 }
 
-// Leftovers reports what a lab with this state folder left on the
-// machine: state, links, processes, mounts, cgroups. Empty after Down.
+// Leftovers reports what the lab instance KPREP_LAB_ID names left on the
+// machine with this state folder: see InstanceLeftovers.
 func Leftovers(stateDir string) []string {
-	left := leftovers(stateDir)
+	id, stateDir, err := fromEnv(stateDir)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	return InstanceLeftovers(id, stateDir)
+}
+
+// InstanceLeftovers reports what lab instance id with this state folder
+// left on the machine: state, links, processes, mounts, cgroups, and its
+// hold on the machine's sysctls. Empty after DownInstance.
+func InstanceLeftovers(id instance.ID, stateDir string) []string {
+	left := leftovers(id, stateDir)
 	if hier, err := cgroupHierarchies(); err == nil {
 		for _, h := range hier {
-			if exists(filepath.Join(h, cgroupRoot)) {
-				left = append(left, "cgroup "+filepath.Join(h, cgroupRoot))
+			if dir := filepath.Join(h, id.CgroupRoot()); exists(dir) {
+				left = append(left, "cgroup "+dir)
 			}
 		}
+	}
+	if rec, err := machineSysctls.load(); err == nil && slices.Contains(rec.Holders, id) {
+		left = append(left, "a hold on the machine's sysctls in "+machineSysctls.record)
 	}
 	if exists(stateDir) {
 		left = append(left, "folder "+stateDir)

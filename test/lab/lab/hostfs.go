@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
 // sudoUser is the non-root user of the lab's hosts. By position: lab1 is
@@ -24,7 +26,7 @@ func planHosts(o Options) []hostState {
 	for i := range hosts {
 		h := hostState{
 			Name:    hostName(i),
-			Address: hostAddress(i),
+			Address: o.Instance.HostAddr(i),
 			OS:      o.OS[i%len(o.OS)],
 			Roles:   []string{"worker"},
 			User:    "root",
@@ -82,6 +84,9 @@ var kernelBinds = map[string]string{
 
 // hostSetup is what every host's root file system gets beyond its layers.
 type hostSetup struct {
+	// ID is the lab instance: the host's gateway and DNS server is its
+	// bridge address.
+	ID instance.ID
 	// Layers are the overlay lower folders, top first.
 	Layers []string
 	// PubKey is the lab key's authorized_keys line.
@@ -151,7 +156,10 @@ func writeHostFiles(im *imageFS, h hostState, s hostSetup) error {
 		return err
 	}
 	network := fmt.Sprintf("# kprep lab: this host's address on the lab bridge %s.\n[Match]\nName=%s\n\n[Network]\nAddress=%s/%d\nGateway=%s\n",
-		BridgeName, hostIface, h.Address, bridgePrefix, BridgeAddr)
+		s.ID.Bridge(), hostIface, h.Address, instance.BridgePrefix, s.ID.BridgeAddr())
+	// Nothing answers DNS on the bridge address: lookups fail at once
+	// instead of after a time-out (hosts have no internet).
+	resolvConf := "# kprep lab: hosts have no DNS; names they need are in /etc/hosts.\nnameserver " + s.ID.BridgeAddr() + "\n"
 	files := []struct {
 		path string
 		data []byte
@@ -162,6 +170,7 @@ func writeHostFiles(im *imageFS, h hostState, s hostSetup) error {
 		// waits for a DNS time-out.
 		{"/etc/hosts", []byte(fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", h.Name)), 0o644},
 		{"/etc/machine-id", []byte(hex.EncodeToString(machineID) + "\n"), 0o444},
+		{"/etc/resolv.conf", []byte(resolvConf), 0o644},
 		{"/etc/systemd/network/10-lab-" + hostIface + ".network", []byte(network), 0o644},
 		{"/root/.ssh/authorized_keys", s.PubKey, 0o600},
 		{"/home/" + sudoUser + "/.ssh/authorized_keys", s.PubKey, 0o600},

@@ -7,15 +7,19 @@ import (
 	"path/filepath"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kprep/kprep/provision/starter"
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
 // What the lab's inventory asks kprep to install, from the lab's mirror.
 const (
 	inventoryFileName = "cluster.yaml"
-	// DockerVersion is the pinned Docker CE version of the inventory.
-	DockerVersion = "26.1.5"
-	// KubernetesVersion is the inventory's Kubernetes version.
-	KubernetesVersion = "1.34.4"
+	// DockerVersion is the pinned Docker CE version of the inventory: the
+	// one `kprep init` writes, so what init offers is what the lab proves.
+	DockerVersion = starter.DockerVersion
+	// KubernetesVersion is the inventory's Kubernetes version, as init's.
+	KubernetesVersion = starter.KubernetesVersion
 )
 
 // The inventory's shape (see design/contract.md): the lab writes only the
@@ -71,9 +75,9 @@ func (q quoted) MarshalYAML() (any, error) {
 }
 
 // inventoryYAML renders the inventory for the lab's hosts.
-func inventoryYAML(stateDir string, hosts []hostState) ([]byte, error) {
-	mirror := fmt.Sprintf("http://%s:%d", BridgeAddr, MirrorPort)
-	registry := fmt.Sprintf("%s:%d", BridgeAddr, RegistryPort)
+func inventoryYAML(id instance.ID, stateDir string, hosts []hostState) ([]byte, error) {
+	mirror := id.MirrorURL()
+	registry := id.RegistryAddr()
 	c := invCluster{
 		APIVersion: "kprep/v1",
 		Kind:       "Cluster",
@@ -132,8 +136,8 @@ func exportHint(stateDir string) string {
 }
 
 // writeInventory writes the inventory into the state folder.
-func writeInventory(stateDir string, hosts []hostState) (string, error) {
-	data, err := inventoryYAML(stateDir, hosts)
+func writeInventory(id instance.ID, stateDir string, hosts []hostState) (string, error) {
+	data, err := inventoryYAML(id, stateDir, hosts)
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
 // Lab is a running lab.
@@ -39,8 +41,16 @@ type Host struct {
 	Console string
 }
 
-// Open returns the lab running from stateDir.
+// Open returns the lab running from stateDir; "" means KPREP_LAB_STATE or
+// the state folder of the instance KPREP_LAB_ID names. The lab's instance
+// is the one its state records.
 func Open(stateDir string) (*Lab, error) {
+	if stateDir == "" {
+		var err error
+		if _, stateDir, err = fromEnv(""); err != nil {
+			return nil, err
+		}
+	}
 	st, err := loadState(stateDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w (no %s in %s); start one with the lab's up", errNoLab, stateFile, stateDir)
@@ -108,11 +118,18 @@ func (l *Lab) KeyFile() string { return filepath.Join(l.stateDir, keyFileName) }
 // KnownHostsFile is the known_hosts file the inventory names.
 func (l *Lab) KnownHostsFile() string { return filepath.Join(l.stateDir, knownHostsFileName) }
 
+// Instance is the lab instance (KPREP_LAB_ID) this lab is.
+func (l *Lab) Instance() instance.ID { return l.st.Instance }
+
+// BridgeAddr is the machine's address on the lab's bridge: the hosts'
+// gateway, where the mirror and registry listen.
+func (l *Lab) BridgeAddr() string { return l.st.Instance.BridgeAddr() }
+
 // MirrorURL is the package mirror's address as the hosts reach it.
-func (l *Lab) MirrorURL() string { return fmt.Sprintf("http://%s:%d", BridgeAddr, MirrorPort) }
+func (l *Lab) MirrorURL() string { return l.st.Instance.MirrorURL() }
 
 // RegistryAddr is the image registry's host:port (plain HTTP).
-func (l *Lab) RegistryAddr() string { return fmt.Sprintf("%s:%d", BridgeAddr, RegistryPort) }
+func (l *Lab) RegistryAddr() string { return l.st.Instance.RegistryAddr() }
 
 // MirrorServed reports whether Up built and serves the mirror and registry
 // (not with NoMirror).

@@ -4,59 +4,78 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/test/lab/instance"
+	"github.com/kprep/kprep/test/lab/mirror"
 )
 
 func TestInventoryLoadsWithKprepsOwnLoader(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{keyFileName, knownHostsFileName} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o, err := Options{Hosts: 4, OS: []string{"centos7", "rocky9", "openeuler22", "ubuntu22"}, StateDir: dir}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := writeInventory(dir, planHosts(o))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(path)
-	if strings.Contains(string(data), "password:") {
-		t.Errorf("the inventory holds a password field:\n%s", data)
-	}
-	c, err := inventory.LoadWith(path, inventory.Options{
-		LookupEnv: func(name string) (string, bool) { return "set", name == SudoPasswordEnv },
-	})
-	if err != nil {
-		t.Fatalf("kprep rejects the lab's inventory: %v\n%s", err, data)
-	}
-	type row struct{ Name, Address, User, SudoEnv, Roles string }
-	var got []row
-	for _, h := range c.Hosts {
-		got = append(got, row{h.Name, h.Address, h.Connection.User, h.Connection.SudoPasswordEnv, strings.Join(h.Roles, ",")})
-	}
-	want := []row{
-		{"lab1", "192.168.77.11", "root", "", "control-plane"},
-		{"lab2", "192.168.77.12", "kprep", "", "worker"},
-		{"lab3", "192.168.77.13", "kprep", SudoPasswordEnv, "worker"},
-		{"lab4", "192.168.77.14", "root", "", "worker"},
-	}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("hosts (-want +got):\n%s", d)
-	}
-	if c.Docker.Version != DockerVersion || c.Docker.Repo != "http://192.168.77.1:8080/docker-ce" ||
-		c.Kubernetes.ImageRepository != "192.168.77.1:5000/google_containers" {
-		t.Errorf("docker/kubernetes sections: %+v %+v", c.Docker, c.Kubernetes)
-	}
-	if c.SSH.HostKeyPolicy != "accept-new" || c.SSH.KnownHostsFile != filepath.Join(dir, knownHostsFileName) {
-		t.Errorf("ssh defaults: %+v", c.SSH)
+	// Instance 0 has the addresses the lab had before instances; another
+	// instance has its own subnet, mirror and registry throughout.
+	for _, c := range []struct {
+		id       instance.ID
+		net      string
+		mirror   string
+		registry string
+	}{
+		{0, "192.168.77.", "http://192.168.77.1:8080", "192.168.77.1:5000"},
+		{3, "192.168.80.", "http://192.168.80.1:8080", "192.168.80.1:5000"},
+	} {
+		t.Run(c.id.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range []string{keyFileName, knownHostsFileName} {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o, err := Options{Instance: &c.id, Hosts: 4, OS: []string{"centos7", "rocky9", "openeuler22", "ubuntu22"}, StateDir: dir}.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			path, err := writeInventory(c.id, dir, planHosts(o))
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(path)
+			if strings.Contains(string(data), "password:") {
+				t.Errorf("the inventory holds a password field:\n%s", data)
+			}
+			cl, err := inventory.LoadWith(path, inventory.Options{
+				LookupEnv: func(name string) (string, bool) { return "set", name == SudoPasswordEnv },
+			})
+			if err != nil {
+				t.Fatalf("kprep rejects the lab's inventory: %v\n%s", err, data)
+			}
+			type row struct{ Name, Address, User, SudoEnv, Roles string }
+			var got []row
+			for _, h := range cl.Hosts {
+				got = append(got, row{h.Name, h.Address, h.Connection.User, h.Connection.SudoPasswordEnv, strings.Join(h.Roles, ",")})
+			}
+			want := []row{
+				{"lab1", c.net + "11", "root", "", "control-plane"},
+				{"lab2", c.net + "12", "kprep", "", "worker"},
+				{"lab3", c.net + "13", "kprep", SudoPasswordEnv, "worker"},
+				{"lab4", c.net + "14", "root", "", "worker"},
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("hosts (-want +got):\n%s", d)
+			}
+			if cl.Docker.Version != DockerVersion || cl.Docker.Repo != c.mirror+"/docker-ce" ||
+				cl.Kubernetes.Repo != c.mirror+"/kubernetes-new/core/stable" ||
+				cl.Kubernetes.ImageRepository != c.registry+"/google_containers" ||
+				!slices.Equal(cl.Docker.InsecureRegistries, []string{c.registry}) {
+				t.Errorf("docker/kubernetes sections: %+v %+v", cl.Docker, cl.Kubernetes)
+			}
+			if cl.SSH.HostKeyPolicy != "accept-new" || cl.SSH.KnownHostsFile != filepath.Join(dir, knownHostsFileName) {
+				t.Errorf("ssh defaults: %+v", cl.SSH)
+			}
+		})
 	}
 }
 
@@ -193,5 +212,20 @@ func TestOptionsRejectUnknownOS(t *testing.T) {
 	}
 	if _, err := (Options{Hosts: MaxHosts + 1}).withDefaults(); err == nil {
 		t.Error("no error for too many hosts")
+	}
+}
+
+// The lab's inventory pins starter.DockerVersion (what `kprep init` offers);
+// the mirror must serve it with real programs, in every tree but centos/8
+// (which stops short of the newer release, as the real one does).
+func TestInventoryPinsADockerVersionTheMirrorServes(t *testing.T) {
+	if !slices.Contains(mirror.DockerReleases, DockerVersion) || !slices.Contains(mirror.UbuntuDockerVersions, DockerVersion) {
+		t.Fatalf("the lab inventory pins docker-ce %s (provision/starter.DockerVersion), which the mirror does not serve: it has %v, each with the dockerd of its version; set starter.DockerVersion to the newest",
+			DockerVersion, mirror.DockerReleases)
+	}
+	for _, tr := range mirror.DockerYumTrees {
+		if !strings.HasSuffix(tr.Path, "centos/8") && !slices.Contains(tr.Versions, DockerVersion) {
+			t.Errorf("%s lacks docker-ce %s, which the lab inventory pins", tr.Path, DockerVersion)
+		}
 	}
 }

@@ -43,10 +43,6 @@ var commonSymlinks = map[string]string{
 	"/etc/systemd/system/sysinit.target.wants/lab-cgroup-rw.service": "/etc/systemd/system/lab-cgroup-rw.service",
 }
 
-// resolvConf points hosts at the bridge address, where nothing answers DNS:
-// lookups fail at once instead of after a time-out (hosts have no internet).
-const resolvConf = "# kprep lab: hosts have no DNS; names they need are in /etc/hosts.\nnameserver " + BridgeAddr + "\n"
-
 // layerScript runs inside the personality's image (no network): it removes
 // what the distribution lacks, adds the lab's user and fills the rpm
 // database. $LAB_* come from buildLayer.
@@ -102,7 +98,7 @@ func layerTrees(p *Personality) []string {
 func layerKey(p *Personality, base string) string {
 	spec, _ := json.Marshal(p)
 	links, _ := json.Marshal(commonSymlinks)
-	return recipeKey("layer", layerRecipeVersion, base, string(spec), string(links), filesDigest(p), layerScript, resolvConf)
+	return recipeKey("layer", layerRecipeVersion, base, string(spec), string(links), filesDigest(p), layerScript)
 }
 
 // buildLayer returns the folder of the personality's layer (an overlay
@@ -177,9 +173,6 @@ func fillLayer(ctx context.Context, merged string, p *Personality) error {
 		if err := im.symlink(links[name], name); err != nil {
 			return err
 		}
-	}
-	if err := im.writeFile("/etc/resolv.conf", []byte(resolvConf), 0o644); err != nil {
-		return err
 	}
 	env := []string{
 		"LAB_PURGE='" + strings.Join(p.Purge, " ") + "'",

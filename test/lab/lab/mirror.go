@@ -34,12 +34,23 @@ func HelperMain() {
 	}
 	fl := flag.NewFlagSet(helperArg, flag.ExitOnError)
 	root := fl.String("root", "", "folder to serve")
+	bin := fl.String("bin", "", "the mirror's binaries, held in the cache with the folder served")
 	addr := fl.String("addr", "", "address to listen on")
 	fl.String("state", "", "the lab's state folder (names the process for down)")
 	_ = fl.Parse(os.Args[2:])
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "lab mirror: serving %s on %s\n", *root, *addr)
+	// Builds of other labs (other code) must not prune what this lab uses.
+	for _, dir := range []string{*root, *bin} {
+		if dir == "" {
+			continue
+		}
+		if err := mirror.HoldInUse(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "lab mirror: %v\n", err)
+			os.Exit(1)
+		}
+	}
 	if err := mirror.Serve(ctx, *root, *addr); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(os.Stderr, "lab mirror: %v\n", err)
 		os.Exit(1)
@@ -54,8 +65,8 @@ func startMirror(ctx context.Context, st *state, tree *mirror.Tree) (Proc, error
 	if err != nil {
 		return Proc{}, fmt.Errorf("find this program to run the mirror server: %w", err)
 	}
-	addr := fmt.Sprintf("%s:%d", BridgeAddr, MirrorPort)
-	argv := []string{exe, helperArg, "--state", st.StateDir, "--root", tree.Root, "--addr", addr}
+	addr := st.Instance.MirrorAddr()
+	argv := []string{exe, helperArg, "--state", st.StateDir, "--root", tree.Root, "--bin", tree.BinDir, "--addr", addr}
 	logPath := filepath.Join(st.StateDir, "mirror.log")
 	p, err := startDetached(argv, []string{helperEnv + "=1"}, logPath)
 	if err != nil {
@@ -70,7 +81,7 @@ func startMirror(ctx context.Context, st *state, tree *mirror.Tree) (Proc, error
 // startRegistry runs Debian's docker-registry on the bridge address with
 // its data in the state folder, and pushes the mirror's images into it.
 func startRegistry(ctx context.Context, st *state, tree *mirror.Tree) (Proc, error) {
-	addr := fmt.Sprintf("%s:%d", BridgeAddr, RegistryPort)
+	addr := st.Instance.RegistryAddr()
 	dir := filepath.Join(st.StateDir, "registry")
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return Proc{}, err

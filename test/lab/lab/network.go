@@ -4,101 +4,131 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
-// The lab's network: one bridge on the machine, one veth per host. The
-// names are fixed so that Down finds leftovers of a crashed run by name.
-const (
-	// BridgeName is the machine's bridge all hosts hang on.
-	BridgeName = "kprep-lab0"
-	// BridgeAddr is the machine's address on it: hosts reach the mirror and
-	// the registry there.
-	BridgeAddr = "192.168.77.1"
-	// bridgePrefix is the bridge network's prefix length.
-	bridgePrefix = 24
-	// firstHostOctet is lab1's last octet: lab1 is 192.168.77.11.
-	firstHostOctet = 11
-	// vethPrefix starts the machine-side name of each host's veth.
-	vethPrefix = "kprep-h-"
-	// hostIface is the host's side of its veth, named as on a real server.
-	hostIface = "eth0"
-	// MirrorPort and RegistryPort are where the mirror and registry listen.
-	MirrorPort   = 8080
-	RegistryPort = 5000
-)
+// The lab's network: one bridge on the machine per instance, one veth per
+// host. The names (package instance) are fixed per instance so that Down
+// finds leftovers of a crashed run by name, and only its own.
+
+// hostIface is the host's side of its veth, named as on a real server.
+const hostIface = "eth0"
 
 // hostName is the name of the i-th host (0-based): lab1, lab2...
 func hostName(i int) string { return fmt.Sprintf("lab%d", i+1) }
 
-// hostAddress is the i-th host's address.
-func hostAddress(i int) string { return fmt.Sprintf("192.168.77.%d", firstHostOctet+i) }
-
-// vethName is the machine-side name of a host's veth (at most 15 bytes).
-func vethName(host string) string { return vethPrefix + host }
-
-// ensureBridge creates the bridge with the machine's address, or checks the
-// one that is there.
-func ensureBridge(ctx context.Context) error {
-	if _, err := net.InterfaceByName(BridgeName); err != nil {
-		if _, err := runCmd(ctx, nil, "ip", "link", "add", BridgeName, "type", "bridge"); err != nil {
-			return fmt.Errorf("create bridge %s: %w", BridgeName, err)
+// ensureBridge creates the instance's bridge with the machine's address, or
+// checks the one that is there. It refuses a subnet that another of the
+// machine's interfaces already has: the hosts would not reach the mirror.
+func ensureBridge(ctx context.Context, id instance.ID) error {
+	bridge := id.Bridge()
+	if other := subnetUser(id.Subnet(), bridge); other != "" {
+		return fmt.Errorf("%s's subnet %s is already on the machine's interface %s; pick another %s", id, id.Subnet(), other, instance.Env)
+	}
+	if _, err := net.InterfaceByName(bridge); err != nil {
+		if _, err := runCmd(ctx, nil, "ip", "link", "add", bridge, "type", "bridge"); err != nil {
+			return fmt.Errorf("create bridge %s: %w", bridge, err)
 		}
 	}
-	out, err := runCmd(ctx, nil, "ip", "-o", "-4", "addr", "show", "dev", BridgeName)
+	out, err := runCmd(ctx, nil, "ip", "-o", "-4", "addr", "show", "dev", bridge)
 	if err != nil {
-		return fmt.Errorf("read bridge %s: %w", BridgeName, err)
+		return fmt.Errorf("read bridge %s: %w", bridge, err)
 	}
-	cidr := fmt.Sprintf("%s/%d", BridgeAddr, bridgePrefix)
+	cidr := fmt.Sprintf("%s/%d", id.BridgeAddr(), instance.BridgePrefix)
 	if !strings.Contains(string(out), " "+cidr+" ") {
-		if _, err := runCmd(ctx, nil, "ip", "addr", "add", cidr, "dev", BridgeName); err != nil {
-			return fmt.Errorf("give bridge %s the address %s: %w", BridgeName, cidr, err)
+		if _, err := runCmd(ctx, nil, "ip", "addr", "add", cidr, "dev", bridge); err != nil {
+			return fmt.Errorf("give bridge %s the address %s: %w", bridge, cidr, err)
 		}
 	}
-	if _, err := runCmd(ctx, nil, "ip", "link", "set", BridgeName, "up"); err != nil {
-		return fmt.Errorf("bring bridge %s up: %w", BridgeName, err)
+	if _, err := runCmd(ctx, nil, "ip", "link", "set", bridge, "up"); err != nil {
+		return fmt.Errorf("bring bridge %s up: %w", bridge, err)
 	}
 	return nil
+}
+
+// subnetUser names an interface other than bridge with an address in
+// subnet, or "".
+func subnetUser(subnet netip.Prefix, bridge string) string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, i := range ifaces {
+		if i.Name == bridge {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && subnet.Overlaps(p) {
+				return i.Name
+			}
+		}
+	}
+	return ""
 }
 
 // attachHost gives the host whose PID 1 is leader its network: a veth with
 // the host end, eth0, inside the host's network namespace. systemd-networkd
 // in the host configures the address when eth0 appears.
-func attachHost(ctx context.Context, host string, leader int) error {
-	veth := vethName(host)
+func attachHost(ctx context.Context, id instance.ID, host string, leader int) error {
+	veth, err := id.Veth(host)
+	if err != nil {
+		return fmt.Errorf("host %s: %w", host, err)
+	}
 	if _, err := runCmd(ctx, nil, "ip", "link", "add", veth, "type", "veth",
 		"peer", "name", hostIface, "netns", fmt.Sprint(leader)); err != nil {
 		return fmt.Errorf("host %s: create veth %s: %w", host, veth, err)
 	}
-	if _, err := runCmd(ctx, nil, "ip", "link", "set", veth, "master", BridgeName, "up"); err != nil {
-		return fmt.Errorf("host %s: put veth %s on bridge %s: %w", host, veth, BridgeName, err)
+	if _, err := runCmd(ctx, nil, "ip", "link", "set", veth, "master", id.Bridge(), "up"); err != nil {
+		return fmt.Errorf("host %s: put veth %s on bridge %s: %w", host, veth, id.Bridge(), err)
 	}
 	return nil
 }
 
-// labLinks lists the machine's links the lab made: the bridge and host veths.
-func labLinks() []string {
+// labLinks lists the machine's links the instance made: its bridge and its
+// host veths (other instances' names never match, see package instance).
+func labLinks(id instance.ID) []string {
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		return nil
 	}
 	var names []string
 	for _, i := range ifaces {
-		if i.Name == BridgeName || strings.HasPrefix(i.Name, vethPrefix) {
+		if i.Name == id.Bridge() || strings.HasPrefix(i.Name, id.VethPrefix()) {
 			names = append(names, i.Name)
 		}
 	}
 	return names
 }
 
-// removeLinks deletes the lab's links; the veths go first (they usually
-// vanish with their host's namespace already).
-func removeLinks(ctx context.Context) error {
+// Links lists the machine's network links of the lab instance id: its
+// bridge and host veths. Empty when the instance is down.
+func Links(id instance.ID) []string { return labLinks(id) }
+
+// bridgesUp lists the instances whose bridge is on the machine: the labs
+// that are up, or left over, whichever code started them.
+func bridgesUp() []instance.ID {
+	ifaces, _ := net.Interfaces()
+	var ids []instance.ID
+	for _, i := range ifaces {
+		if id, ok := instance.BridgeFor(i.Name); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// removeLinks deletes the instance's links; the veths go first (they
+// usually vanish with their host's namespace already).
+func removeLinks(ctx context.Context, id instance.ID) error {
 	var errs []string
-	links := labLinks()
+	links := labLinks(id)
 	for pass := 0; pass < 2; pass++ {
 		for _, name := range links {
-			if (name == BridgeName) != (pass == 1) {
+			if (name == id.Bridge()) != (pass == 1) {
 				continue
 			}
 			if _, err := net.InterfaceByName(name); err != nil {

@@ -4,19 +4,43 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
-// Default folders; KPREP_LAB_STATE and KPREP_LAB_CACHE override them.
 const (
-	DefaultStateDir = "/var/lib/kprep-lab"
-	DefaultCacheDir = "/var/cache/kprep-lab"
+	// DefaultCacheDir is the cache folder (KPREP_LAB_CACHE overrides it),
+	// shared by every lab instance.
+	DefaultCacheDir = instance.CacheDir
 	// MaxHosts bounds --hosts: the bridge's /24 and the machine's inotify
 	// and memory budget both run out long before 200.
 	MaxHosts = 50
 )
 
-// StateDirFromEnv returns KPREP_LAB_STATE or the default state folder.
-func StateDirFromEnv() string { return envOr("KPREP_LAB_STATE", DefaultStateDir) }
+// StateDirFromEnv returns KPREP_LAB_STATE, or the state folder of the lab
+// instance KPREP_LAB_ID names (/var/lib/kprep-lab for 0, -N for N). It
+// returns "" when KPREP_LAB_ID is not a valid ID: Up, Open and Down take ""
+// for the instance's folder and report the bad ID.
+func StateDirFromEnv() string {
+	_, dir, err := fromEnv("")
+	if err != nil {
+		return ""
+	}
+	return dir
+}
+
+// fromEnv returns the instance KPREP_LAB_ID names and stateDir, or, when
+// stateDir is "", KPREP_LAB_STATE or that instance's state folder.
+func fromEnv(stateDir string) (instance.ID, string, error) {
+	id, err := instance.FromEnv()
+	if err != nil {
+		return 0, "", err
+	}
+	if stateDir == "" {
+		stateDir = envOr("KPREP_LAB_STATE", id.StateDir())
+	}
+	return id, stateDir, nil
+}
 
 // CacheDirFromEnv returns KPREP_LAB_CACHE or the default cache folder.
 func CacheDirFromEnv() string { return envOr("KPREP_LAB_CACHE", DefaultCacheDir) }
@@ -30,12 +54,17 @@ func envOr(name, def string) string {
 
 // Options say what lab Up builds.
 type Options struct {
+	// Instance is the lab instance to bring up (its bridge, subnet, state
+	// folder...); nil means KPREP_LAB_ID's, 0 when it is unset.
+	Instance *instance.ID
 	// Hosts is how many hosts to boot (lab1..labN); 0 means one per OS.
 	Hosts int
 	// OS lists personalities (centos7, rocky9, openeuler22, ubuntu22),
 	// cycled over the hosts; empty means DefaultOS.
 	OS []string
-	// StateDir holds the running lab: host roots, keys, inventory, logs.
+	// StateDir holds the running lab: host roots, keys, inventory, logs;
+	// empty means the instance's folder (or KPREP_LAB_STATE when Instance
+	// is nil too).
 	StateDir string
 	// CacheDir keeps what is slow to make (root file systems, the mirror)
 	// between runs, keyed by recipe.
@@ -52,8 +81,17 @@ type Options struct {
 
 // withDefaults fills empty fields and checks the rest.
 func (o Options) withDefaults() (Options, error) {
+	if o.Instance == nil {
+		id, stateDir, err := fromEnv(o.StateDir)
+		if err != nil {
+			return o, err
+		}
+		o.Instance, o.StateDir = &id, stateDir
+	}
 	if o.StateDir == "" {
-		o.StateDir = StateDirFromEnv()
+		// An instance given by the caller gets its own folder, never
+		// KPREP_LAB_STATE, which names the environment's one lab.
+		o.StateDir = o.Instance.StateDir()
 	}
 	if o.CacheDir == "" {
 		o.CacheDir = CacheDirFromEnv()

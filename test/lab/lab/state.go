@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
 // stateFile is the lab's record of what it made, inside the state folder.
@@ -18,8 +20,11 @@ const stateFile = "state.json"
 type state struct {
 	mu sync.Mutex
 
-	StateDir string `json:"stateDir"`
-	CacheDir string `json:"cacheDir"`
+	// Instance is the lab instance (KPREP_LAB_ID) whose names the lab
+	// took; records from before instances had none and were 0.
+	Instance instance.ID `json:"instance"`
+	StateDir string      `json:"stateDir"`
+	CacheDir string      `json:"cacheDir"`
 	// Ready is set when Up finished.
 	Ready bool        `json:"ready"`
 	Hosts []hostState `json:"hosts"`
@@ -29,7 +34,8 @@ type state struct {
 	// MirrorRoot and MirrorBin are the built mirror's folders.
 	MirrorRoot string `json:"mirrorRoot,omitempty"`
 	MirrorBin  string `json:"mirrorBin,omitempty"`
-	// Sysctls are machine settings Up raised, to be restored by Down.
+	// Sysctls are machine settings that Up raised before the instances
+	// shared them (see sysctl.go): Down restores them from an old record.
 	Sysctls []sysctlChange `json:"sysctls,omitempty"`
 }
 

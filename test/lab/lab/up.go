@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kprep/kprep/test/lab/instance"
 	"github.com/kprep/kprep/test/lab/mirror"
 )
 
@@ -50,29 +51,27 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		o.Log = &lockedWriter{w: o.Log}
 	}
 	log := newLogger(o.Log)
+	id := *o.Instance
 	if err := checkMachine(o); err != nil {
 		return nil, err
 	}
-	unlock, err := lockMachine()
+	unlock, err := lockMachine(id)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if left := leftovers(o.StateDir); len(left) > 0 {
-		return nil, fmt.Errorf("a lab is up or left over on this machine (%s): run the lab's down first", strings.Join(left, "; "))
+	if left := leftovers(id, o.StateDir); len(left) > 0 {
+		return nil, fmt.Errorf("%s is up or left over on this machine (%s): run the lab's down first (with %s=%d)",
+			id, strings.Join(left, "; "), instance.Env, int(id))
 	}
 	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create the state folder: %w", err)
 	}
-	st := &state{StateDir: o.StateDir, CacheDir: o.CacheDir}
+	st := &state{Instance: id, StateDir: o.StateDir, CacheDir: o.CacheDir}
 	if err := st.save(); err != nil {
 		return nil, err
 	}
-	changes, err := raiseSysctls()
-	if uerr := st.update(func(s *state) { s.Sysctls = changes }); err == nil {
-		err = uerr
-	}
-	if err != nil {
+	if err := machineSysctls.raiseSysctls(id); err != nil {
 		return nil, err
 	}
 
@@ -80,7 +79,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureBridge(ctx); err != nil {
+	if err := ensureBridge(ctx, id); err != nil {
 		return nil, err
 	}
 	if tree != nil {
@@ -105,7 +104,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := st.update(func(s *state) { s.Hosts = hosts }); err != nil {
 		return nil, err
 	}
-	setup := hostSetup{PubKey: pub, SudoPassword: password, Builtin: modulesBuiltin()}
+	setup := hostSetup{ID: id, PubKey: pub, SudoPassword: password, Builtin: modulesBuiltin()}
 	if tree != nil {
 		setup.Crictl = filepath.Join(tree.BinDir, "lab-crictl")
 	}
@@ -120,7 +119,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 			if err := prepareHost(gctx, o.StateDir, h, hs); err != nil {
 				return err
 			}
-			err := bootHost(gctx, o.StateDir, &h)
+			err := bootHost(gctx, id, o.StateDir, &h)
 			if uerr := st.update(func(s *state) { s.Hosts[i] = h }); err == nil {
 				err = uerr
 			}
@@ -137,14 +136,14 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	path, err := writeInventory(o.StateDir, st.Hosts)
+	path, err := writeInventory(id, o.StateDir, st.Hosts)
 	if err != nil {
 		return nil, err
 	}
 	if err := st.update(func(s *state) { s.Ready = true }); err != nil {
 		return nil, err
 	}
-	log.printf("lab is up; inventory %s", path)
+	log.printf("%s is up; inventory %s", id, path)
 	return l, nil
 }
 
@@ -176,15 +175,18 @@ func checkMachine(o Options) error {
 // each personality's layer and, unless NoMirror, the mirror, side by side.
 // It returns each personality's overlay lower folders, top first.
 func buildImages(ctx context.Context, o Options, log *logger) (map[string][]string, *mirror.Tree, error) {
-	unlock, err := lockCache(o.CacheDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer unlock()
 	layers := map[string][]string{}
 	var tree *mirror.Tree
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
+		// The root file systems' lock covers their build only: the mirror
+		// locks its own entries, so a long mirror build (another
+		// architecture, a new recipe) never holds up another lab's hosts.
+		unlock, err := lockCache(o.CacheDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		base, key, err := buildBase(gctx, o, log)
 		if err != nil {
 			return err
@@ -239,10 +241,10 @@ func serveMirror(ctx context.Context, st *state, tree *mirror.Tree, log *logger)
 	if err != nil {
 		return err
 	}
-	addr := fmt.Sprintf("%s:%d", BridgeAddr, RegistryPort)
+	addr := st.Instance.RegistryAddr()
 	if err := mirror.PushImages(ctx, addr, tree); err != nil {
 		return fmt.Errorf("push the lab's images to the registry at %s: %w", addr, err)
 	}
-	log.printf("mirror on http://%s:%d, registry on %s (%d images)", BridgeAddr, MirrorPort, addr, len(tree.Images))
+	log.printf("mirror on %s, registry on %s (%d images)", st.Instance.MirrorURL(), addr, len(tree.Images))
 	return nil
 }

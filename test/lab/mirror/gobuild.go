@@ -98,13 +98,17 @@ func checkModule(dir string) (string, error) {
 	return filepath.Abs(dir)
 }
 
-// sourceHash hashes go.mod, go.sum and every .go file of the module, so
-// any change to what is built makes a new cache entry (and a README edit
-// does not).
+// sourceHash hashes go.mod, go.sum and every .go file below the module's
+// cmd/ but tests, so any change to what is built makes a new cache entry,
+// and a README edit or a test of another package in the module (kubebuild's
+// kubeadmcheck) does not rebuild Kubernetes.
 func sourceHash(dir string) (string, error) {
 	files := []string{"go.mod", "go.sum"}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") {
+	err := filepath.WalkDir(filepath.Join(dir, "cmd"), func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == filepath.Join(dir, "cmd") {
+			return filepath.SkipDir // a module that builds its dependencies' mains only
+		}
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
 			return err
 		}
 		rel, err := filepath.Rel(dir, p)

@@ -11,13 +11,17 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kprep/kprep/test/lab/instance"
 )
 
-// DefaultCacheDir is where the lab keeps the mirror's artifacts.
-const DefaultCacheDir = "/var/cache/kprep-lab"
+// DefaultCacheDir is where the lab keeps the mirror's artifacts, shared by
+// every lab instance.
+const DefaultCacheDir = instance.CacheDir
 
 // Options says where the mirror's artifacts are cached and where progress goes.
 type Options struct {
@@ -85,24 +89,38 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockCache(cacheDir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	r := &runner{log: o.Log}
 	start := time.Now()
 
+	// The signing keys are shared by every architecture: made under the
+	// cache-wide lock, held only that long. Everything else is per
+	// architecture, so an arm64 build that takes an hour under emulation
+	// never holds up an amd64 lab.
+	unlockShared, err := lockCache(cacheDir, ".lock-keys")
+	if err != nil {
+		return nil, err
+	}
 	dockerKey, err := labSigner(ctx, r, cacheDir, "docker", "kprep lab Docker CE repo <docker-ce@lab.kprep.invalid>")
 	if err != nil {
+		unlockShared()
 		return nil, err
 	}
 	defer dockerKey.close()
 	kubeKey, err := labSigner(ctx, r, cacheDir, "kubernetes", "kprep lab Kubernetes repo <kubernetes@lab.kprep.invalid>")
+	unlockShared()
 	if err != nil {
 		return nil, err
 	}
 	defer kubeKey.close()
+	// Every architecture this build writes entries for is locked, in one
+	// order, so two builds that share one never deadlock.
+	for _, name := range archLocks(a, imageArches) {
+		unlock, err := lockCache(cacheDir, ".lock-"+name)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 
 	pl := payload{debian: map[string]*debianPayload{}, arch: a}
 	for _, set := range []debianSet{bookwormSet, trixieSet, iptablesSet} {
@@ -175,6 +193,13 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 		return nil, err
 	}
 
+	// The lab serves the tree, copies lab-crictl and pushes the images.
+	hold := append([]string{root, filepath.Dir(pl.kube)}, usedImageEntries(images)...)
+	for _, dir := range hold {
+		if err := HoldInUse(dir); err != nil {
+			return nil, err
+		}
+	}
 	used := append(plan.packageEntries(), filepath.Base(root))
 	for _, sub := range []string{"packages", "tree"} {
 		prune(r, filepath.Join(cacheDir, sub), []string{a.Go + "-", a.RPM + "-", a.Deb + "-"}, used)
@@ -185,6 +210,19 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	}
 	r.logf("mirror ready in %s: %s", time.Since(start).Round(time.Millisecond), root)
 	return &Tree{Root: root, BinDir: pl.kube, Images: images, DebianVersions: versions}, nil
+}
+
+// archLocks are the names of the per-architecture locks a build takes:
+// the hosts' arch and every image arch, each once, sorted.
+func archLocks(hosts arch, images []arch) []string {
+	names := []string{hosts.Go}
+	for _, a := range images {
+		if !slices.Contains(names, a.Go) {
+			names = append(names, a.Go)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // allBuilds are the go builds the mirror runs, each once: every
@@ -208,13 +246,14 @@ func allBuilds() []goBuild {
 	return out
 }
 
-// lockCache holds an exclusive lock on the cache folder until the returned
-// function is called, so two lab runs never build the same entry at once.
-func lockCache(dir string) (func(), error) {
+// lockCache holds an exclusive lock (the file name in the cache folder)
+// until the returned function is called, so two lab runs never build the
+// same entry at once.
+func lockCache(dir, name string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("mirror cache %s: %w", dir, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("mirror cache lock: %w", err)
 	}
@@ -228,7 +267,8 @@ func lockCache(dir string) (func(), error) {
 // prune removes cache entries in dir that this build did not use, among
 // those whose names start with one of prefixes (or end with suffix): the
 // entries of older recipes for this architecture, and half-built entries of
-// killed runs. Other architectures' entries stay.
+// killed runs. Other architectures' entries stay, and so do entries another
+// process holds in use (HoldInUse).
 func prune(r *runner, dir string, prefixes, used []string, suffix ...string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -249,6 +289,10 @@ func prune(r *runner, dir string, prefixes, used []string, suffix ...string) {
 		}
 		for _, s := range suffix {
 			mine = mine || strings.HasSuffix(name, s)
+		}
+		if mine && inUse(filepath.Join(dir, name)) {
+			r.logf("keeping the old cache entry %s: a running lab uses it", filepath.Join(dir, name))
+			continue
 		}
 		if mine {
 			r.logf("removing the old cache entry %s", filepath.Join(dir, name))

@@ -82,8 +82,7 @@ func buildOCIImages(ctx context.Context, r *runner, cacheDir string, specs map[a
 		// Inputs are files in keyed cache folders, so their paths stand for their content.
 		key := recipeKey("oci-image/1", string(recipe), archNames(arches))
 		base := perArch[0]
-		name := strings.ReplaceAll(base.Repo, "/", "_")
-		dir, err := cached(ctx, filepath.Join(cacheDir, "images"), name+"-"+key, func(ctx context.Context, tmp string) error {
+		dir, err := cached(ctx, filepath.Join(cacheDir, "images"), imageEntryPrefix(base.Repo, arches)+key, func(ctx context.Context, tmp string) error {
 			idx, err := ociIndex(perArch, arches)
 			if err != nil {
 				return fmt.Errorf("image %s: %w", base.Repo, err)
@@ -119,17 +118,29 @@ func buildOCIImages(ctx context.Context, r *runner, cacheDir string, specs map[a
 		r.logf("image %s:%s %s (%.1f MB)", img.Repo, strings.Join(img.Tags, ","), img.Digest, float64(size)/1e6)
 		images = append(images, img)
 	}
-	prune(r, filepath.Join(cacheDir, "images"), nil, usedEntries(images))
+	// Older recipes of these images for these arches go; other arch sets' stay.
+	var prefixes, used []string
+	for _, img := range images {
+		prefixes = append(prefixes, imageEntryPrefix(img.Repo, arches))
+		used = append(used, filepath.Base(filepath.Dir(img.Layout)))
+	}
+	prune(r, filepath.Join(cacheDir, "images"), prefixes, used)
 	return images, nil
 }
 
-// usedEntries are the cache entries (folder names) of images.
-func usedEntries(images []Image) []string {
-	var used []string
+// imageEntryPrefix starts the cache entry names of an image for a set of
+// architectures ("google_containers_pause-amd64-").
+func imageEntryPrefix(repo string, arches []arch) string {
+	return strings.ReplaceAll(repo, "/", "_") + "-" + archNames(arches) + "-"
+}
+
+// usedImageEntries are the cache folders of images.
+func usedImageEntries(images []Image) []string {
+	var dirs []string
 	for _, img := range images {
-		used = append(used, filepath.Base(filepath.Dir(img.Layout)))
+		dirs = append(dirs, filepath.Dir(img.Layout))
 	}
-	return used
+	return dirs
 }
 
 // ociIndex makes an OCI image index with one image per architecture.
@@ -209,13 +220,14 @@ func sortedArches[V any](m map[arch]V) []arch {
 	return out
 }
 
-// archNames joins the architectures' Go names.
+// archNames joins the architectures' Go names ("amd64+arm64": no entry
+// prefix of one arch set is the start of another's).
 func archNames(arches []arch) string {
 	names := make([]string, len(arches))
 	for i, a := range arches {
 		names[i] = a.Go
 	}
-	return strings.Join(names, ",")
+	return strings.Join(names, "+")
 }
 
 // imageSize is the total compressed size of an image's layers and

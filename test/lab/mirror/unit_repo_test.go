@@ -93,21 +93,38 @@ func TestCachedBuildsOnceAndLeavesNothingOnFailure(t *testing.T) {
 	}
 }
 
-func TestPruneKeepsUsedAndOtherArchEntries(t *testing.T) {
-	dir := t.TempDir()
-	for _, n := range []string{"x86_64-old", "x86_64-new", "aarch64-other", "amd64-new.tmp-123"} {
-		if err := os.Mkdir(filepath.Join(dir, n), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	prune(&runner{}, dir, []string{"x86_64-"}, []string{"x86_64-new"})
-	var left []string
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		left = append(left, e.Name())
-	}
-	if strings.Join(left, " ") != "aarch64-other x86_64-new" {
-		t.Errorf("left %v, want [aarch64-other x86_64-new]", left)
+func TestPruneKeepsUsedOtherArchAndHeldEntries(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		entries    []string
+		held, want string
+	}{
+		{"used and other arch", []string{"x86_64-old", "x86_64-new", "aarch64-other", "amd64-new.tmp-123"}, "", "aarch64-other x86_64-new"},
+		// Another lab (other code, another recipe) serves x86_64-served.
+		{"held in use", []string{"x86_64-old", "x86_64-served", "x86_64-new"}, "x86_64-served", "x86_64-new x86_64-served"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, n := range c.entries {
+				if err := os.Mkdir(filepath.Join(dir, n), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.held != "" {
+				if err := HoldInUse(filepath.Join(dir, c.held)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			prune(&runner{}, dir, []string{"x86_64-"}, []string{"x86_64-new"})
+			var left []string
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				left = append(left, e.Name())
+			}
+			if got := strings.Join(left, " "); got != c.want {
+				t.Errorf("left %s, want %s", got, c.want)
+			}
+		})
 	}
 }
 
@@ -135,8 +152,10 @@ func TestSourceHashFollowsTheSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("kubebuild/README.md", "the builds, explained\n")
+	write("kubebuild/kubeadmcheck/golden_test.go", "package kubeadmcheck\n")
+	write("kubebuild/cmd/lab-crictl/info_test.go", "package main\n")
 	if h, _ := sourceHash(mod); h != h1 {
-		t.Error("a README edit changed the hash: it would rebuild Kubernetes")
+		t.Error("a README edit or a test changed the hash: it would rebuild Kubernetes")
 	}
 	write("kubebuild/cmd/kubeadm/main.go", "package main // changed\n")
 	h2, _ := sourceHash(mod)

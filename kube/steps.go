@@ -1,0 +1,16 @@
+package kube
+
+import "github.com/kprep/kprep/provision"
+
+// Steps returns the kube phase's steps in the order they run: the
+// endpoint's name before anything reads a kubeconfig, init before any
+// join, and Ready last.
+func Steps() []provision.Step {
+	return []provision.Step{
+		provision.Typed(EndpointStep{}),
+		provision.Typed(InitStep{}),
+		provision.Typed(JoinControlPlaneStep{}),
+		provision.Typed(JoinWorkerStep{}),
+		provision.Typed(ReadyStep{}),
+	}
+}
