@@ -176,7 +176,9 @@ func busyboxLayer(busybox string) layerSpec {
 		{Name: "bin/busybox", Src: busybox, Mode: 0o755},
 		{Name: "tmp", Dir: true, Mode: 0o1777},
 	}
-	for _, applet := range []string{"sh", "echo", "sleep", "cat", "cp", "ls", "hostname", "wget"} {
+	// httpd, nslookup and ping serve the kube suite's pods (a web server, DNS and
+	// reachability checks across nodes).
+	for _, applet := range []string{"sh", "echo", "sleep", "cat", "cp", "ls", "hostname", "wget", "httpd", "nslookup", "ping"} {
 		files = append(files, layerFile{Name: "bin/" + applet, Link: "busybox", Mode: 0o777})
 	}
 	return layerSpec{Note: "kprep lab mirror: busybox-static from Debian", Files: files}
