@@ -3,14 +3,11 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,7 +43,8 @@ func TestVagrantLab(t *testing.T) {
 	defer cancel()
 
 	docker := startDockerd(t)
-	image := vagrantImage(ctx, t, docker)
+	images := newTestImages(ctx, t)
+	image := images.image(ctx, t, docker, images.vagrant)
 
 	dir := t.TempDir()
 	copyFile(t, filepath.Join(repoRoot(t), "inventories", "vagrant", "Vagrantfile"), filepath.Join(dir, "Vagrantfile"))
@@ -163,115 +161,6 @@ func TestVagrantLab(t *testing.T) {
 	again.requireUnchanged(t, "runtime/")
 }
 
-// dockerd is the test's own Docker daemon: its own socket, state and
-// network settings, leaving the machine's iptables and forwarding alone.
-type dockerd struct {
-	env []string // DOCKER_HOST for docker and vagrant
-}
-
-// startDockerd starts a dockerd for the test and stops it at the end. Its
-// images stay in the lab cache (vagrant-docker/), so a warm run imports
-// nothing.
-func startDockerd(t *testing.T) dockerd {
-	t.Helper()
-	run := filepath.Join("/run", "kprep-vagrant-docker")
-	if err := os.MkdirAll(run, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(run, "docker.sock")
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("dockerd",
-		"--host=unix://"+sock, "--pidfile="+filepath.Join(run, "docker.pid"),
-		"--exec-root="+filepath.Join(run, "exec"), "--data-root="+filepath.Join(lab.CacheDirFromEnv(), "vagrant-docker"),
-		// No NAT, forwarding or firewall rules on the shared machine: the
-		// machines talk to this machine (the lab's mirror) and each other only.
-		"--iptables=false", "--ip-forward=false", "--ip-masq=false",
-		"--containerd-namespace=kprep-vagrant", "--containerd-plugins-namespace=kprep-vagrant-plugins")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dockerd: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			t.Errorf("dockerd did not stop in 60 s; killed")
-		}
-		logFile.Close()
-		// dockerd leaves its bridge behind; nothing else here uses it.
-		if out, err := exec.Command("ip", "link", "del", "docker0").CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find device") {
-			t.Errorf("remove dockerd's bridge docker0: %v\n%s", err, out)
-		}
-	})
-	d := dockerd{env: []string{"DOCKER_HOST=unix://" + sock}}
-	waitFor(t, "dockerd to answer", func() bool {
-		select {
-		case err := <-done:
-			log, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("dockerd exited: %v\n%s", err, log)
-		default:
-		}
-		return d.docker(context.Background(), "version") == nil
-	})
-	return d
-}
-
-func (d dockerd) docker(ctx context.Context, args ...string) error {
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Env = append(os.Environ(), d.env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// systemdContainerScript makes a copy of the lab's root file system boot
-// as a docker container the way a VM boots: SSH host keys made at first
-// boot (the lab makes them per host; an image has none), and /etc/hosts,
-// hostname and resolv.conf as plain files (docker bind-mounts them, and
-// kprep renames files into place as on any host).
-const systemdContainerScript = `set -eu
-mkdir -p /etc/systemd/system/ssh.service.d
-printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' >/etc/systemd/system/ssh.service.d/host-keys.conf
-cat >/usr/local/sbin/docker-etc-files <<'SCRIPT'
-#!/bin/sh
-for f in hosts hostname resolv.conf; do
-	if grep -q " /etc/$f " /proc/self/mountinfo; then
-		cp "/etc/$f" "/run/docker-etc-$f"
-		umount "/etc/$f"
-		cat "/run/docker-etc-$f" >"/etc/$f"
-	fi
-done
-SCRIPT
-chmod 755 /usr/local/sbin/docker-etc-files
-cat >/etc/systemd/system/docker-etc-files.service <<'UNIT'
-[Unit]
-Description=Plain /etc/hosts, hostname and resolv.conf instead of docker's bind mounts
-DefaultDependencies=no
-After=local-fs.target
-Before=sysinit.target
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/local/sbin/docker-etc-files
-[Install]
-WantedBy=sysinit.target
-UNIT
-systemctl enable docker-etc-files.service ssh.service
-rm -f /etc/ssh/ssh_host_*
-: >/etc/machine-id
-`
-
 // vagrantBoxScript adds what a Vagrant box has: the vagrant user with
 // Vagrant's insecure key (stdin) and passwordless sudo.
 const vagrantBoxScript = `set -eu
@@ -283,83 +172,6 @@ chmod 600 /home/vagrant/.ssh/authorized_keys
 echo 'vagrant ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/vagrant
 chmod 440 /etc/sudoers.d/vagrant
 `
-
-// vagrantImage is the lab's root file system made into a Vagrant box for
-// the docker provider.
-func vagrantImage(ctx context.Context, t *testing.T, d dockerd) string {
-	t.Helper()
-	return labImage(ctx, t, d, "kprep-vagrant", systemdContainerScript+vagrantBoxScript, vagrantInsecureKey(t), false)
-}
-
-// labImage imports the lab's root file system (vagrantPersonality) with
-// script run in it (stdin on its standard input; with network, this
-// machine's resolv.conf and Debian's mirror for apt) as a docker image named
-// repo, once per recipe: the tag hashes the layers' folders, which carry
-// the lab's recipe keys, the script and its input.
-func labImage(ctx context.Context, t *testing.T, d dockerd, repo, script, stdin string, network bool) string {
-	t.Helper()
-	layers, err := lab.PersonalityLayers(ctx, lab.Options{}, vagrantPersonality)
-	if err != nil {
-		t.Fatalf("the lab's %s root file system: %v", vagrantPersonality, err)
-	}
-	sum := sha256.Sum256([]byte(strings.Join(layers, "\n") + "\x00" + script + "\x00" + stdin))
-	image := repo + "/" + vagrantPersonality + ":" + hex.EncodeToString(sum[:6])
-	if d.docker(ctx, "image", "inspect", image) == nil {
-		return image
-	}
-	start := time.Now()
-	tmp := t.TempDir()
-	upper, work, merged := filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), filepath.Join(tmp, "merged")
-	for _, p := range []string{upper, work, merged} {
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(layers, ":"), upper, work)
-	if out, err := exec.Command("mount", "-t", "overlay", "overlay", "-o", opts, merged).CombinedOutput(); err != nil {
-		t.Fatalf("mount the lab's root file system: %v\n%s", err, out)
-	}
-	defer func() {
-		if out, err := exec.Command("umount", merged).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v\n%s", merged, err, out)
-		}
-	}()
-	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
-	if network {
-		copyFile(t, "/etc/resolv.conf", filepath.Join(merged, "etc", "resolv.conf"))
-		mirror := os.Getenv("KPREP_LAB_DEBIAN_MIRROR")
-		if mirror == "" {
-			mirror = "http://deb.debian.org/debian"
-		}
-		env = append(env, "DEBIAN_MIRROR="+mirror)
-	}
-	build := exec.CommandContext(ctx, "chroot", merged, "/bin/bash", "-c", script)
-	build.Stdin, build.Env = strings.NewReader(stdin), env
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("make the image %s: %v\n%s", image, err, out)
-	}
-	tarCmd := exec.CommandContext(ctx, "tar", "-C", merged, "--numeric-owner", "--xattrs", "-c", ".")
-	imp := exec.CommandContext(ctx, "docker", "import", "--change", `CMD ["/sbin/init"]`, "-", image)
-	imp.Env = append(os.Environ(), d.env...)
-	pipe, err := tarCmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	imp.Stdin = pipe
-	var impOut bytes.Buffer
-	imp.Stdout, imp.Stderr = &impOut, &impOut
-	if err := tarCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := imp.Run(); err != nil {
-		t.Fatalf("docker import: %v\n%s", err, impOut.String())
-	}
-	if err := tarCmd.Wait(); err != nil {
-		t.Fatalf("tar of the root file system: %v", err)
-	}
-	t.Logf("image %s made in %s", image, time.Since(start).Round(100*time.Millisecond))
-	return image
-}
 
 // vagrantInsecureKey is the public half of the key every Vagrant box
 // trusts at first boot, as Debian's vagrant package ships it.
@@ -374,34 +186,6 @@ func vagrantInsecureKey(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// missingCapabilities names the capabilities this machine's bounding set
-// lacks, which a container cannot be given (SYS_RESOURCE here).
-func missingCapabilities(t *testing.T) []string {
-	t.Helper()
-	names := []string{"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-		"LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE",
-		"SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
-		"SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-		"WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"}
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bnd uint64
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
-			fmt.Sscanf(strings.TrimSpace(v), "%x", &bnd)
-		}
-	}
-	var missing []string
-	for i, n := range names {
-		if bnd&(1<<i) == 0 {
-			missing = append(missing, n)
-		}
-	}
-	return missing
 }
 
 func repoRoot(t *testing.T) string {
