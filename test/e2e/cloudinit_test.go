@@ -96,6 +96,7 @@ func TestCloudInitUserData(t *testing.T) {
 	}
 
 	name := "kprep-cloudinit-e2e"
+	booted := time.Now()
 	_ = d.docker(ctx, "rm", "-f", name)
 	args := append([]string{"run", "-d", "--name", name, "--hostname", "ci1", "-v", nocloud + ":/var/lib/cloud/seed/nocloud:ro"},
 		systemdContainerArgs(t)...)
@@ -112,6 +113,7 @@ func TestCloudInitUserData(t *testing.T) {
 		log, _ := d.dockerOutput(ctx, "exec", name, "tail", "-n", "40", "/var/log/cloud-init.log")
 		t.Fatalf("cloud-init status: %v\n%s\n%s", err, status, log)
 	}
+	t.Logf("boot and cloud-init: %s", time.Since(booted).Round(100*time.Millisecond))
 	addr, err := d.dockerOutput(ctx, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", name)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,49 +102,63 @@ func TestVagrantLab(t *testing.T) {
 	}
 
 	// What init wrote: the private addresses, read from the machines, for
-	// the cluster; Vagrant's forwarded ports and keys for the login.
+	// the cluster; Vagrant's forwarded ports and keys for the login. The
+	// checks look at the containers themselves (docker port, docker exec),
+	// not through vagrant or kprep.
 	var doc struct {
 		Hosts []struct {
 			Name, Address string
 			SSH           struct {
-				Address, PrivateKeyFile string
-				Port                    int
+				Address        string
+				PrivateKeyFile string `yaml:"privateKeyFile"`
+				Port           int
 			}
 		}
 	}
 	if err := yaml.Unmarshal(stdout.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	sshConfig := vagrant("ssh-config")
 	if len(doc.Hosts) != 2 {
 		t.Fatalf("init wrote %d hosts, want 2:\n%s", len(doc.Hosts), generated)
 	}
+	machines := map[string]vagrantMachine{}
 	for i, h := range doc.Hosts {
 		wantName, wantAddr := fmt.Sprintf("node%d", i+1), fmt.Sprintf("192.168.56.%d", 10+i)
 		if h.Name != wantName || h.Address != wantAddr {
 			t.Errorf("host %d: %s at %s, want %s at %s (the private network)", i, h.Name, h.Address, wantName, wantAddr)
 		}
-		if h.SSH.Address != "127.0.0.1" || !strings.Contains(sshConfig, fmt.Sprintf("Port %d\n", h.SSH.Port)) ||
-			!strings.Contains(sshConfig, "IdentityFile "+h.SSH.PrivateKeyFile+"\n") {
-			t.Errorf("host %s logs in at %s port %d with %s; vagrant ssh-config says:\n%s", h.Name, h.SSH.Address, h.SSH.Port, h.SSH.PrivateKeyFile, sshConfig)
+		m := openVagrantMachine(ctx, t, docker, dir, h.Name)
+		machines[h.Name] = m
+		if h.SSH.Address != "127.0.0.1" || h.SSH.Port != m.sshPort || h.SSH.PrivateKeyFile != m.keyFile {
+			t.Errorf("host %s logs in at %s port %d with %s; vagrant forwarded 127.0.0.1:%d and keeps the key in %s",
+				h.Name, h.SSH.Address, h.SSH.Port, h.SSH.PrivateKeyFile, m.sshPort, m.keyFile)
 		}
 		// The machine itself agrees: the address is its eth1's, and the
 		// default route (the NAT) is on another interface.
-		ip := vagrant("ssh", h.Name, "-c", "ip -4 -o addr show dev eth1; ip -4 route show default")
+		ip := m.sh(ctx, t, "ip -4 -o addr show dev eth1; ip -4 route show default")
 		if !strings.Contains(ip, " "+h.Address+"/") || strings.Contains(ip, "dev eth1") {
 			t.Errorf("%s: eth1 and the default route:\n%s", h.Name, ip)
 		}
 	}
 
 	// The lab's mirror instead of the internet: the same docker and
-	// kubernetes settings as the lab's own inventory.
+	// kubernetes settings as the lab's own inventory, whose URLs name the
+	// lab's bridge address. The machines reach it through their default
+	// route (the tests' docker bridge): it is an address of this machine.
 	applyInv := editInventoryFile(t, inv, func(doc map[string]any) {
 		labDoc := readYAML(t, l.InventoryPath())
 		doc["docker"], doc["kubernetes"] = labDoc["docker"], labDoc["kubernetes"]
 	})
+	start = time.Now()
 	rep := runKprep(t, l, 0, "apply", "-i", applyInv, "--phase", "hostprep", "--phase", "runtime")
 	rep.requireNoFailures(t)
+	t.Logf("kprep apply --phase hostprep,runtime: %s", time.Since(start).Round(100*time.Millisecond))
+	mirrorLog, err := os.ReadFile(filepath.Join(l.StateDir(), "mirror.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, h := range doc.Hosts {
+		m := machines[h.Name]
 		if s := rep.step(t, h.Name, "runtime/packages"); s.Status != "changed" {
 			t.Errorf("%s runtime/packages: %s, want changed (docker-ce installed)", h.Name, s.Status)
 		}
@@ -150,15 +166,66 @@ func TestVagrantLab(t *testing.T) {
 		// Debian's dockerd under Docker CE's names), running; the hostname
 		// set; /etc/hosts naming the other node by its private address.
 		other := doc.Hosts[1-i]
-		out := vagrant("ssh", h.Name, "-c", "dpkg-query -W -f '${Version}\\n' docker-ce; sudo systemctl is-active docker; hostname; getent hosts "+other.Name)
+		out := m.sh(ctx, t, "dpkg-query -W -f '${Version}\\n' docker-ce; systemctl is-active docker; hostname; getent hosts "+other.Name)
 		if !strings.Contains(out, lab.DockerVersion) || !strings.Contains(out, "\nactive\n") || !strings.Contains(out, "\n"+h.Name+"\n") ||
 			!strings.Contains(out, other.Address) {
 			t.Errorf("%s after apply (want docker-ce %s, docker active, hostname %s, %s at %s):\n%s", h.Name, lab.DockerVersion, h.Name, other.Name, other.Address, out)
 		}
+		// docker-ce came from the lab's mirror, fetched from the machine's
+		// NAT address.
+		if !regexp.MustCompile(`(?m) ` + regexp.QuoteMeta(m.natAddr) + `:\d+ GET /docker-ce/linux/ubuntu/\S*/docker-ce_[^ ]*\.deb 200 `).Match(mirrorLog) {
+			t.Errorf("%s: the lab mirror's log (%s) has no docker-ce download from %s", h.Name, l.MirrorURL(), m.natAddr)
+		}
 	}
+	start = time.Now()
 	again := runKprep(t, l, 0, "apply", "-i", applyInv, "--phase", "hostprep", "--phase", "runtime")
 	again.requireUnchanged(t, "hostprep/")
 	again.requireUnchanged(t, "runtime/")
+	t.Logf("kprep apply again: %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// vagrantMachine is a machine of the docker provider, as docker knows it.
+type vagrantMachine struct {
+	d       dockerd
+	id      string // the container
+	sshPort int    // the port on 127.0.0.1 that vagrant forwarded to its 22
+	keyFile string // the key vagrant made for it
+	natAddr string // its eth0 address, on the tests' docker bridge
+}
+
+// openVagrantMachine finds machine name of the Vagrant project in dir.
+func openVagrantMachine(ctx context.Context, t *testing.T, d dockerd, dir, name string) vagrantMachine {
+	t.Helper()
+	machine := filepath.Join(dir, ".vagrant", "machines", name, "docker")
+	id, err := os.ReadFile(filepath.Join(machine, "id"))
+	if err != nil {
+		t.Fatalf("vagrant's record of %s: %v", name, err)
+	}
+	m := vagrantMachine{d: d, id: strings.TrimSpace(string(id)), keyFile: filepath.Join(machine, "private_key")}
+	port, err := d.dockerOutput(ctx, "port", m.id, "22/tcp")
+	if err != nil {
+		t.Fatalf("docker port %s 22: %v\n%s", name, err, port)
+	}
+	_, p, ok := strings.Cut(strings.TrimSpace(strings.Split(port, "\n")[0]), "127.0.0.1:")
+	if m.sshPort, err = strconv.Atoi(p); !ok || err != nil {
+		t.Fatalf("docker port %s 22: %q, want 127.0.0.1:PORT", name, port)
+	}
+	addr, err := d.dockerOutput(ctx, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", m.id)
+	if err != nil {
+		t.Fatalf("docker inspect %s: %v\n%s", name, err, addr)
+	}
+	m.natAddr = strings.TrimSpace(addr)
+	return m
+}
+
+// sh runs a shell line in the machine as root, without SSH.
+func (m vagrantMachine) sh(ctx context.Context, t *testing.T, line string) string {
+	t.Helper()
+	out, err := m.d.dockerOutput(ctx, "exec", m.id, "sh", "-c", line)
+	if err != nil {
+		t.Fatalf("docker exec %s: %s: %v\n%s", m.id, line, err, out)
+	}
+	return out
 }
 
 // vagrantBoxScript adds what a Vagrant box has: the vagrant user with
