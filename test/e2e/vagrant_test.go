@@ -153,6 +153,15 @@ func TestVagrantLab(t *testing.T) {
 	rep := runKprep(t, l, 0, "apply", "-i", applyInv, "--phase", "hostprep", "--phase", "runtime")
 	rep.requireNoFailures(t)
 	t.Logf("kprep apply --phase hostprep,runtime: %s", time.Since(start).Round(100*time.Millisecond))
+	for _, h := range rep.Hosts {
+		var slow []string
+		for _, s := range h.Steps {
+			if s.DurationMs >= 1000 {
+				slow = append(slow, fmt.Sprintf("%s %.1fs", s.Name, float64(s.DurationMs)/1000))
+			}
+		}
+		t.Logf("%s: steps of a second or more: %s", h.Name, strings.Join(slow, ", "))
+	}
 	mirrorLog, err := os.ReadFile(filepath.Join(l.StateDir(), "mirror.log"))
 	if err != nil {
 		t.Fatal(err)
