@@ -142,6 +142,10 @@ func (PackagesStep) Apply(ctx context.Context, t provision.Target, in provision.
 		install := yumInstall
 		if in.Facts.Family == facts.FamilyDebian {
 			install = aptInstall
+			// apt-get install --allow-change-held-packages of another
+			// version lifts the package's hold (seen on the lab's Ubuntu
+			// 22.04): hold them all again after every install.
+			hold = kubePackages
 		}
 		if err := install(ctx, t, in, installs); err != nil {
 			return err
@@ -216,7 +220,8 @@ func aptInstall(ctx context.Context, t provision.Target, in provision.Input, ins
 		return err
 	}
 	// A held package moves only with --allow-change-held-packages, which
-	// kprep gives for the version the inventory asks for; the hold stays.
+	// kprep gives for the version the inventory asks for; Apply holds the
+	// packages again afterwards, since apt lifts the hold of one it moves.
 	args := append([]string{"apt-get", "install", "-y", "--allow-downgrades", "--allow-change-held-packages",
 		"-o", "Dpkg::Options::=--force-confold"}, append(downgrade, install...)...)
 	if _, err := t.Run(ctx, transport.Command{Line: "DEBIAN_FRONTEND=noninteractive " + shell.Join(args...), Timeout: runtime.InstallTimeout}); err != nil {

@@ -100,6 +100,24 @@ func TestPackagesApplyYum(t *testing.T) {
 	}
 }
 
+// TestPackagesAptHoldsAgainAfterAMove pins what the lab showed: apt lifts
+// the hold of a package it installs at another version, so kprep holds
+// them again after every install, even when they were all held before.
+func TestPackagesAptHoldsAgainAfterAMove(t *testing.T) {
+	c := labCluster(t)
+	in := input(c, ubuntu, "deb kubelet 1.34.3-1.1 ii \ndeb kubeadm 1.34.3-1.1 ii \ndeb kubectl 1.34.3-1.1 ii \ndeb kubernetes-cni 1.5.1-1.1 ii \n"+
+		"held=kubeadm kubectl kubelet kubernetes-cni\nkubelet=enabled\n")
+	changes := mustDiff(t, PackagesStep{}, in)
+	if diff := cmp.Diff([]string{"kubelet", "kubeadm", "kubectl"}, steptest.Keys(changes)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	host := &steptest.FakeHost{Replies: map[string]string{"apt-cache madison": " kubelet | 1.34.4-1.1 | x\n kubeadm | 1.34.4-1.1 | x\n kubectl | 1.34.4-1.1 | x\n"}}
+	apply(t, PackagesStep{}, in, changes, host)
+	if last := host.Ran[len(host.Ran)-1]; last != "apt-mark hold kubelet kubeadm kubectl kubernetes-cni" {
+		t.Errorf("last command %q, want the packages held again", last)
+	}
+}
+
 func TestPackagesApplyApt(t *testing.T) {
 	c := labCluster(t)
 	c.Kubernetes.Version = "1.34.3"
