@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kprep/kprep/provision/steptest"
+	"github.com/kprep/kprep/runtime"
 )
 
 // rpmState is the packages probe of an EL host with kubelet, kubeadm and
@@ -76,7 +77,8 @@ func TestPackagesApplyYum(t *testing.T) {
 	apply(t, PackagesStep{}, in, mustDiff(t, PackagesStep{}, in), host)
 	want := []string{
 		"yum -q '--disablerepo=*' --enablerepo=kubernetes --disableexcludes=kubernetes list --showduplicates kubelet kubeadm kubectl",
-		"yum install -y --disableexcludes=kubernetes --setopt=skip_if_unavailable=1 kubelet-1.34.4-150500.1.1 kubeadm-1.34.4-150500.1.1 kubectl-1.34.4-150500.1.1 kubernetes-cni",
+		runtime.YumTransaction("install", []string{"kubernetes"}, []string{"--disableexcludes=kubernetes",
+			"kubelet-1.34.4-150500.1.1", "kubeadm-1.34.4-150500.1.1", "kubectl-1.34.4-150500.1.1", "kubernetes-cni"}),
 		"systemctl enable kubelet",
 	}
 	if diff := cmp.Diff(want, host.Ran); diff != "" {
@@ -87,7 +89,7 @@ func TestPackagesApplyYum(t *testing.T) {
 	in = input(c, rocky9, rpmState("1.35.0", "enabled"))
 	host = &steptest.FakeHost{Replies: map[string]string{"yum -q": yumList}}
 	apply(t, PackagesStep{}, in, mustDiff(t, PackagesStep{}, in), host)
-	if got := host.Ran[1]; got != "yum downgrade -y --disableexcludes=kubernetes --setopt=skip_if_unavailable=1 kubelet-1.34.4-150500.1.1 kubeadm-1.34.4-150500.1.1 kubectl-1.34.4-150500.1.1" {
+	if got := host.Ran[1]; !strings.HasPrefix(got, "out=$(yum downgrade -y '--disablerepo=*' --enablerepo=kubernetes --disableexcludes=kubernetes kubelet-1.34.4-150500.1.1 kubeadm-1.34.4-150500.1.1 kubectl-1.34.4-150500.1.1 2>&1)") {
 		t.Errorf("downgrade: %s", got)
 	}
 
