@@ -26,7 +26,7 @@ func (ReadyStep) Name() string { return "kube/ready" }
 // After implements provision.Sequenced: Ready needs the CNI, and a host's
 // Node needs its join.
 func (ReadyStep) After() []string {
-	return []string{"kube/init", "kube/join-control-plane", "kube/join-worker"}
+	return []string{"kube/init", "kube/cni", "kube/join-control-plane", "kube/join-worker"}
 }
 
 // readyWork is what ReadyStep waits for.

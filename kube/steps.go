@@ -13,6 +13,7 @@ func Steps() []provision.Step {
 		provision.Typed(KubeletStep{}),
 		provision.Typed(EndpointStep{}),
 		provision.Typed(InitStep{}),
+		provision.Typed(CNIStep{}),
 		provision.Typed(JoinControlPlaneStep{}),
 		provision.Typed(JoinWorkerStep{}),
 		provision.Typed(ReadyStep{}),
