@@ -130,7 +130,7 @@ func inventoryYAML(id instance.ID, stateDir string, hosts []hostState) ([]byte, 
 			// other labs: the kubelet's default 10-15% free would evict the
 			// lab's pods whenever the machine's disk runs fuller.
 			Kubelet: invKubelet{EvictionHard: map[string]string{"nodefs.available": "1%", "imagefs.available": "1%", "memory.available": "100Mi"}},
-			Flannel:         invFlannel{ImageRegistry: registry},
+			Flannel: invFlannel{ImageRegistry: registry},
 		},
 	}
 	needsPassword := ""
