@@ -18,6 +18,8 @@ func Steps() []provision.Step {
 		provision.Typed(CNIStep{}),
 		provision.Typed(JoinControlPlaneStep{}),
 		provision.Typed(JoinWorkerStep{}),
+		provision.Typed(NodeStep{}),
+		provision.Typed(NamespacesStep{}),
 		provision.Typed(ReadyStep{}),
 	}
 }
