@@ -2,7 +2,8 @@ package e2e
 
 // The lab registry's cluster images on a lab host, through the CRI: every
 // image kubeadm lists for the lab inventory's settings, and flannel's two,
-// pull through containerd (lab-crictl, as the kubelet pulls); each one's
+// are in the registry as indexes and pull through containerd (lab-crictl,
+// as the kubelet pulls); each one's
 // program runs as a kubelet static pod; etcd runs as kubeadm runs it and
 // answers its health endpoint.
 
@@ -69,6 +70,17 @@ func TestLabClusterImages(t *testing.T) {
 	flannel := reg + "/flannel-io/flannel:" + mirror.FlannelVersion
 	cni := reg + "/flannel-io/flannel-cni-plugin:" + mirror.FlannelCNIPluginTag
 	refs = append(refs, flannel, cni)
+	// The registry holds each as an index for the hosts' platform: HEAD
+	// and GET of the manifest from the machine, no pull.
+	for _, ref := range refs {
+		m, digest, err := mirror.RemoteIndex(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := m.Manifests[0].Platform; p == nil || p.OS != "linux" || p.Architecture != "amd64" {
+			t.Errorf("%s (%s): platform %+v, want linux/amd64", ref, digest, p)
+		}
+	}
 	for _, ref := range refs {
 		start := time.Now()
 		sh("lab-crictl -timeout 5m pull " + ref)
