@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 // containerdState is the probe output for a config file and containerd.
@@ -123,7 +125,7 @@ func TestContainerdEdgeCases(t *testing.T) {
 	if len(changes) != 1 || changes[0].Data != nil || !strings.Contains(changes[0].Summary, "not installed yet") {
 		t.Errorf("not installed: %+v", changes)
 	}
-	if err := (ContainerdStep{}).Apply(context.Background(), (&fakeHost{}).target(c), input(c, rocky9, ""), changes); err == nil {
+	if err := (ContainerdStep{}).Apply(context.Background(), (&steptest.FakeHost{}).Target(&c.Hosts[0]), input(c, rocky9, ""), changes); err == nil {
 		t.Error("Apply without containerd succeeded")
 	}
 	// Broken TOML is left alone, with its place.
@@ -163,6 +165,29 @@ func TestContainerdReadsTheConfig(t *testing.T) {
 	for _, want := range []string{"SystemdCgroup = true", `sandbox_image = "192.168.77.1:5000/google_containers/pause:3.10.1"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("containerd config dump lacks %q", want)
+		}
+	}
+}
+
+// kubernetes.containerd.restrictOOMScoreAdj lands where each config
+// version keeps it, and a config that has it as asked is left alone.
+func TestContainerdRestrictOOMScoreAdj(t *testing.T) {
+	for _, version := range []int64{2, 3} {
+		cur := map[string]any{"version": version}
+		want, reasons, err := wantContainerdConfig(cur, true, nil, int(version)-1, criSettings{Sandbox: "p:1", RestrictOOMScoreAdj: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := criKeysFor(version)
+		if got, _ := lookup(want, keys.oomAdj).(bool); !got {
+			t.Errorf("version %d: restrict_oom_score_adj not set: %v", version, want)
+		}
+		if !strings.Contains(strings.Join(reasons, "; "), "restrict_oom_score_adj is false, want true") {
+			t.Errorf("version %d: reasons %q", version, reasons)
+		}
+		_, again, _ := wantContainerdConfig(want, true, nil, int(version)-1, criSettings{Sandbox: "p:1", RestrictOOMScoreAdj: true})
+		if len(again) != 0 {
+			t.Errorf("version %d: converged config still differs: %q", version, again)
 		}
 	}
 }

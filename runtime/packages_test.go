@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 func TestConflicts(t *testing.T) {
@@ -120,8 +122,8 @@ func TestYumInstallPinsAndDowngrades(t *testing.T) {
 	c.Docker.Version = "24.0.9"
 	state := "rpm docker-ce 3:26.1.4-1.el9\nrpm docker-ce-cli 1:26.1.4-1.el9\n"
 	changes := mustDiff(t, PackagesStep{}, input(c, rocky9, state))
-	host := &fakeHost{replies: map[string]string{"yum -q": yumList}}
-	if err := (PackagesStep{}).Apply(context.Background(), host.target(c), input(c, rocky9, state), changes); err != nil {
+	host := &steptest.FakeHost{Replies: map[string]string{"yum -q": yumList}}
+	if err := (PackagesStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, rocky9, state), changes); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -129,7 +131,7 @@ func TestYumInstallPinsAndDowngrades(t *testing.T) {
 		YumTransaction("downgrade", []string{"docker-ce-stable"}, []string{"docker-ce-3:24.0.9-1.el9", "docker-ce-cli-1:24.0.9-1.el9"}),
 		YumTransaction("install", []string{"docker-ce-stable"}, []string{"containerd.io"}),
 	}
-	if diff := cmp.Diff(want, host.ran); diff != "" {
+	if diff := cmp.Diff(want, host.Ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -138,13 +140,13 @@ func TestUnknownVersionListsTheRepos(t *testing.T) {
 	c := labCluster()
 	c.Docker.Version = "25.0.0"
 	changes := mustDiff(t, PackagesStep{}, input(c, openEuler, ""))
-	host := &fakeHost{replies: map[string]string{"yum -q": yumList}}
-	err := (PackagesStep{}).Apply(context.Background(), host.target(c), input(c, openEuler, ""), changes)
+	host := &steptest.FakeHost{Replies: map[string]string{"yum -q": yumList}}
+	err := (PackagesStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, openEuler, ""), changes)
 	want := "docker-ce 25.0.0 is not in the Docker CE repo http://192.168.77.1:8080/docker-ce/linux/centos/8/$basearch/stable, which has these versions: 24.0.9, 26.1.4; set docker.version to one of them"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
-	for _, line := range host.ran {
+	for _, line := range host.Ran {
 		if strings.Contains(line, "install") {
 			t.Errorf("installed something after all: %s", line)
 		}
@@ -155,8 +157,8 @@ func TestAptInstall(t *testing.T) {
 	c := labCluster()
 	changes := mustDiff(t, PackagesStep{}, input(c, ubuntu, ""))
 	madison := " docker-ce | 5:26.1.4-1~ubuntu.22.04~jammy | x\n docker-ce | 5:24.0.9-1~ubuntu.22.04~jammy | x\n docker-ce-cli | 5:24.0.9-1~ubuntu.22.04~jammy | x\n"
-	host := &fakeHost{replies: map[string]string{"apt-cache madison": madison}}
-	if err := (PackagesStep{}).Apply(context.Background(), host.target(c), input(c, ubuntu, ""), changes); err != nil {
+	host := &steptest.FakeHost{Replies: map[string]string{"apt-cache madison": madison}}
+	if err := (PackagesStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, ubuntu, ""), changes); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -164,7 +166,7 @@ func TestAptInstall(t *testing.T) {
 		"apt-cache madison docker-ce docker-ce-cli",
 		"DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades -o Dpkg::Options::=--force-confold 'docker-ce=5:24.0.9-1~ubuntu.22.04~jammy' 'docker-ce-cli=5:24.0.9-1~ubuntu.22.04~jammy' containerd.io",
 	}
-	if diff := cmp.Diff(want, host.ran); diff != "" {
+	if diff := cmp.Diff(want, host.Ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

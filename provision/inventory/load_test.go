@@ -92,7 +92,7 @@ func TestLoadMinimalFillsEveryDefault(t *testing.T) {
 			Repo: "https://download.docker.com", GPGCheck: &yes,
 			CentOS7Vault: CentOS7Vault{Enabled: &yes, URL: "https://vault.centos.org"}},
 		Kubernetes: Kubernetes{
-			Version: "1.34.4", CRI: "containerd", PodSubnet: "10.244.0.0/16",
+			Version: "1.34.4", Repo: "https://pkgs.k8s.io/core:/stable:", CRI: "containerd", PodSubnet: "10.244.0.0/16",
 			ServiceSubnet: "10.96.0.0/12", CNI: "flannel",
 			CRIDockerd: CRIDockerd{Version: "0.3.16",
 				URL: "https://github.com/Mirantis/cri-dockerd/releases/download/v{version}/cri-dockerd-{version}.{arch}.tgz"},
@@ -264,7 +264,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"unknown_field.yaml", []string{
 			`7:5: hosts[0].adress: unknown field; did you mean "address"?`,
 			`11:3: kubernetes.podCIDR: unknown field; did you mean "podSubnet"?`,
-			`12:3: kubernetes.flavour: unknown field; known fields are version, repo, imageRepository, cri, podSubnet, serviceSubnet, controlPlaneEndpoint, localEndpoint, cni, sandboxImage, criDockerd, namespaces, kubeProxy, kubelet, joinTokenTTL, readyTimeout, flannel, calico`}},
+			`12:3: kubernetes.flavour: unknown field; known fields are version, repo, imageRepository, cri, podSubnet, serviceSubnet, controlPlaneEndpoint, localEndpoint, cni, sandboxImage, criDockerd, containerd, namespaces, kubeProxy, kubelet, joinTokenTTL, readyTimeout, flannel, calico`}},
 		{"password_field.yaml", []string{
 			`7:3: ssh.password: unknown field; kprep never reads a password from the file: export it in an environment variable and give that variable's name in passwordEnv or sudoPasswordEnv`}},
 		{"duplicate_key.yaml", []string{

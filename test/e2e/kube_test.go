@@ -113,7 +113,7 @@ func TestKubeCluster(t *testing.T) {
 	t.Logf("fresh cluster (hostprep, runtime, kube) of 3 hosts: %s", time.Since(start).Round(time.Second))
 	rep.requireNoFailures(t)
 	nodesReady(t, l, cp, "lab1", "lab2", "lab3")
-	if phases := kubectlOn(t, l, cp, "-n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{.items[*].status.phase}'"); strings.Fields(phases) == nil || strings.Trim(phases, "Running ") != "" {
+	if phases := kubectlOn(t, l, cp, "-n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{.items[*].status.phase}'"); len(strings.Fields(phases)) == 0 || strings.ReplaceAll(strings.ReplaceAll(phases, "Running", ""), " ", "") != "" {
 		t.Errorf("CoreDNS pods: %q, want all Running", phases)
 	}
 	checkPodNetwork(t, l, cp, "lab2", "lab3")
@@ -201,7 +201,7 @@ func requireOnlyOn(t *testing.T, rep kprepReport, host string) {
 // the cluster DNS resolves kubernetes.default.
 func checkPodNetwork(t *testing.T, l *lab.Lab, cp, a, b string) {
 	t.Helper()
-	image := l.RegistryAddr() + "/lab/toolbox:1"
+	image := l.RegistryAddr() + "/lab/hello:1" // busybox: sh, httpd, wget, nslookup
 	manifest := fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: web, labels: {app: web}}

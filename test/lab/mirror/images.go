@@ -62,16 +62,12 @@ func labImages(in imageInputs) []imageSpec {
 		Cmd:        []string{"/bin/sh", "-c", "echo 'Hello from the kprep lab registry.'; exec sleep 3600"},
 		WorkingDir: "/",
 	}
-	busybox := busyboxLayer(in.busybox, helloApplets)
+	busybox := busyboxLayer(in.busybox)
 	specs := []imageSpec{
 		// Under library/ so a daemon with registry-mirrors: ["http://REG"]
 		// finds `docker pull hello` there.
 		{Repo: "library/hello", Tags: []string{"latest"}, Source: "Debian busybox-static", Layers: []layerSpec{busybox}, Config: hello},
 		{Repo: "lab/hello", Tags: []string{"1"}, Source: "Debian busybox-static", Layers: []layerSpec{busybox}, Config: hello},
-		// What the e2e suites run in pods: a web server, a client, DNS lookups.
-		{Repo: "lab/toolbox", Tags: []string{"1"}, Source: "Debian busybox-static",
-			Layers: []layerSpec{busyboxLayer(in.busybox, toolboxApplets)},
-			Config: imageConfig{Env: []string{imagePath}, Cmd: []string{"/bin/sh"}, WorkingDir: "/"}},
 	}
 	pauseTags := []string{"3.10"}
 	for _, k := range kubeReleases {
@@ -146,7 +142,7 @@ func flannelImages(in imageInputs) []imageSpec {
 		// kube-flannel.yml's init container runs `cp -f /flannel /opt/cni/bin/flannel`.
 		Repo: "flannel-io/flannel-cni-plugin", Tags: []string{FlannelCNIPluginTag}, Source: cniSource,
 		Renamed: "containernetworking/plugins " + FlannelCNIVersion + "'s flannel plugin under the tag of flannel-io/cni-plugin that kube-flannel.yml " + FlannelVersion + " uses",
-		Layers:  []layerSpec{busyboxLayer(in.busybox, helloApplets), programLayer(cniSource, []layerFile{{Name: "flannel", Src: cni.path("flannel"), Mode: 0o755}})},
+		Layers:  []layerSpec{busyboxLayer(in.busybox), programLayer(cniSource, []layerFile{{Name: "flannel", Src: cni.path("flannel"), Mode: 0o755}})},
 		Config:  imageConfig{Cmd: []string{"/flannel"}, Env: []string{imagePath}, WorkingDir: "/"},
 	}}
 }
@@ -174,29 +170,18 @@ func staticBase() layerSpec {
 	}}
 }
 
-// helloApplets are the busybox applets of the hello images and the flannel
-// CNI plugin's (whose init container runs cp).
-var helloApplets = []string{"sh", "echo", "sleep", "cat", "cp", "ls", "hostname", "wget"}
-
-// toolboxApplets are the busybox applets of the toolbox image: a shell and
-// the tools a test runs in a pod (httpd, wget, nslookup, nc, ip, ...).
-var toolboxApplets = []string{
-	"sh", "ash", "cat", "cp", "cut", "date", "df", "du", "echo", "env", "false", "find", "grep", "head", "hostname",
-	"httpd", "id", "ifconfig", "ip", "kill", "ls", "mkdir", "mv", "nc", "netstat", "nslookup", "ping", "printf",
-	"ps", "pwd", "rm", "route", "sed", "seq", "sleep", "sort", "tail", "tee", "test", "timeout", "top", "touch",
-	"tr", "traceroute", "true", "uname", "uniq", "vi", "wc", "wget", "which", "xargs",
-}
-
-// busyboxLayer is busybox-static with links for the given applets.
-func busyboxLayer(busybox string, applets []string) layerSpec {
+// busyboxLayer is busybox-static with the applets the lab's images use.
+func busyboxLayer(busybox string) layerSpec {
 	files := []layerFile{
 		{Name: "bin/busybox", Src: busybox, Mode: 0o755},
 		{Name: "tmp", Dir: true, Mode: 0o1777},
 	}
-	for _, applet := range applets {
+	// httpd, nslookup and ping serve the kube suite's pods (a web server, DNS and
+	// reachability checks across nodes).
+	for _, applet := range []string{"sh", "echo", "sleep", "cat", "cp", "ls", "hostname", "wget", "httpd", "nslookup", "ping"} {
 		files = append(files, layerFile{Name: "bin/" + applet, Link: "busybox", Mode: 0o777})
 	}
-	return layerSpec{Note: "kprep lab mirror: busybox-static from Debian (" + strings.Join(applets, " ") + ")", Files: files}
+	return layerSpec{Note: "kprep lab mirror: busybox-static from Debian", Files: files}
 }
 
 // iptablesSkip are the parts of the iptables payload no program reads.

@@ -141,7 +141,7 @@ func TestCatalogueHasWhatKubeadmAndFlannelName(t *testing.T) {
 		"google_containers/coredns:v1.12.1", "google_containers/pause:3.10.1", "google_containers/etcd:3.6.5-0",
 		// kube-flannel.yml v0.28.10, below the lab registry.
 		"flannel-io/flannel:v0.28.10", "flannel-io/flannel-cni-plugin:v1.9.1-flannel3",
-		"library/hello:latest", "lab/hello:1", "google_containers/pause:3.10", "lab/toolbox:1",
+		"library/hello:latest", "lab/hello:1", "google_containers/pause:3.10",
 	} {
 		if _, ok := images[ref]; !ok {
 			t.Errorf("the catalogue lacks %s", ref)
