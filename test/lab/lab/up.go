@@ -82,10 +82,16 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := ensureBridge(ctx, id); err != nil {
 		return nil, err
 	}
+	// The images are pushed while the hosts boot (a few seconds for about
+	// 180 MB); Up waits for both.
+	pushed := make(chan error, 1)
+	pushed <- nil
 	if tree != nil {
 		if err := serveMirror(ctx, st, tree, log); err != nil {
 			return nil, err
 		}
+		<-pushed
+		go func() { pushed <- pushImages(ctx, st, tree, log) }()
 	}
 
 	pub, err := writeLabKey(o.StateDir)
@@ -134,6 +140,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := <-pushed; err != nil {
 		return nil, err
 	}
 	path, err := writeInventory(id, o.StateDir, st.Hosts)
@@ -254,8 +263,7 @@ func cachedLayers(o Options) (map[string][]string, bool) {
 	return layers, true
 }
 
-// serveMirror starts the mirror's HTTP server and the registry, and pushes
-// the lab's images.
+// serveMirror starts the mirror's HTTP server and the registry.
 func serveMirror(ctx context.Context, st *state, tree *mirror.Tree, log *logger) error {
 	mp, err := startMirror(ctx, st, tree)
 	if uerr := st.update(func(s *state) {
@@ -273,10 +281,17 @@ func serveMirror(ctx context.Context, st *state, tree *mirror.Tree, log *logger)
 	if err != nil {
 		return err
 	}
+	log.printf("mirror on %s, registry on %s", st.Instance.MirrorURL(), st.Instance.RegistryAddr())
+	return nil
+}
+
+// pushImages pushes the lab's images to its registry.
+func pushImages(ctx context.Context, st *state, tree *mirror.Tree, log *logger) error {
 	addr := st.Instance.RegistryAddr()
+	start := time.Now()
 	if err := mirror.PushImages(ctx, addr, tree); err != nil {
 		return fmt.Errorf("push the lab's images to the registry at %s: %w", addr, err)
 	}
-	log.printf("mirror on %s, registry on %s (%d images)", st.Instance.MirrorURL(), addr, len(tree.Images))
+	log.printf("%d images pushed to %s in %s", len(tree.Images), addr, time.Since(start).Round(100*time.Millisecond))
 	return nil
 }

@@ -131,7 +131,8 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	if err := checkPayloadVersions(pl); err != nil {
 		return nil, err
 	}
-	if err := checkRunsOnHosts(pl); err != nil {
+	if err := cachedCheck(ctx, cacheDir, "runs-on-hosts", func() error { return checkRunsOnHosts(pl) },
+		pl.deb(trixieSet.Name).Root, pl.deb(iptablesSet.Name).Root); err != nil {
 		return nil, err
 	}
 
@@ -183,7 +184,8 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 		if in.iptables, err = iptablesLayer(ipt); err != nil {
 			return nil, err
 		}
-		if err := checkLayerLibs(in.iptables, ia); err != nil {
+		if err := cachedCheck(ctx, cacheDir, "layer-libs", func() error { return checkLayerLibs(in.iptables, ia) },
+			ipt.Root, ia.Go, layerNames(in.iptables)); err != nil {
 			return nil, err
 		}
 		specs[ia] = labImages(in)
