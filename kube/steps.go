@@ -5,7 +5,9 @@ import "github.com/kprep/kprep/provision"
 // Steps returns the kube phase's steps in the order they run: the repo
 // before the packages, the packages (which bring the kubelet's unit and its
 // environment file) before the kubelet's settings, the endpoint's name
-// before anything reads a kubeconfig, init before any join, and Ready last.
+// before anything reads a kubeconfig, init before any join, a worker's API
+// server proxy after its join (kubeadm join wants an empty manifests
+// folder), and Ready last.
 func Steps() []provision.Step {
 	return []provision.Step{
 		provision.Typed(RepoStep{}),
@@ -15,6 +17,7 @@ func Steps() []provision.Step {
 		provision.Typed(InitStep{}),
 		provision.Typed(JoinControlPlaneStep{}),
 		provision.Typed(JoinWorkerStep{}),
+		provision.Typed(APIServerProxyStep{}),
 		provision.Typed(ReadyStep{}),
 	}
 }
