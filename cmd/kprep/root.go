@@ -69,6 +69,7 @@ and step. plan shows the same without touching anything.`,
 		newPlanCommand(g),
 		newApplyCommand(g),
 		newRenderCommand(g),
+		newKubeconfigCommand(g),
 		newVersionCommand(g),
 	)
 	return root
