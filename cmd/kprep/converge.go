@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/report"
 )
 
@@ -17,6 +18,13 @@ func (g *globalOptions) runEngine(mode provision.Mode, failFast bool) (*provisio
 	if err != nil {
 		return nil, err
 	}
+	return g.runSteps(c, hosts, mode, allSteps(), g.phases, failFast)
+}
+
+// runSteps runs the given steps (of the given phases; nil: all) on hosts
+// of c, with live or line output, and prints the report the way -o asks.
+func (g *globalOptions) runSteps(c *inventory.Cluster, hosts []*inventory.Host, mode provision.Mode,
+	steps []provision.Step, phases []string, failFast bool) (*provision.Report, error) {
 	ctx, stop := interruptContext()
 	defer stop()
 
@@ -49,8 +57,8 @@ func (g *globalOptions) runEngine(mode provision.Mode, failFast bool) (*provisio
 	}
 	rep, err := provision.Run(ctx, c, newDialer(logger), provision.Options{
 		Mode:        mode,
-		Steps:       allSteps(),
-		Phases:      g.phases,
+		Steps:       steps,
+		Phases:      phases,
 		Hosts:       hosts,
 		Concurrency: g.concurrency,
 		FailFast:    failFast,

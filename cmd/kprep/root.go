@@ -70,6 +70,7 @@ and step. plan shows the same without touching anything.`,
 		newApplyCommand(g),
 		newRenderCommand(g),
 		newKubeconfigCommand(g),
+		newResetCommand(g),
 		newVersionCommand(g),
 	)
 	return root
