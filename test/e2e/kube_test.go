@@ -201,7 +201,7 @@ func requireOnlyOn(t *testing.T, rep kprepReport, host string) {
 // the cluster DNS resolves kubernetes.default.
 func checkPodNetwork(t *testing.T, l *lab.Lab, cp, a, b string) {
 	t.Helper()
-	image := l.RegistryAddr() + "/lab/toolbox:1"
+	image := l.RegistryAddr() + "/lab/hello:1" // busybox: sh, httpd, wget, nslookup
 	manifest := fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: web, labels: {app: web}}

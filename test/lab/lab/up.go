@@ -207,7 +207,7 @@ func buildImages(ctx context.Context, o Options, log *logger) (map[string][]stri
 	if !o.NoMirror {
 		g.Go(func() error {
 			start := time.Now()
-			t, err := mirror.Build(gctx, mirror.Options{CacheDir: o.CacheDir, Log: o.Log, RegistryAddr: o.Instance.RegistryAddr()})
+			t, err := mirror.Build(gctx, mirror.Options{CacheDir: o.CacheDir, Log: o.Log, DebianMirror: o.DebianMirror})
 			if err != nil {
 				return fmt.Errorf("build the lab's package mirror (or run up with --no-mirror for hosts without it): %w", err)
 			}
