@@ -7,7 +7,8 @@ import "github.com/kprep/kprep/provision"
 // environment file) before the kubelet's settings, the endpoint's name
 // before anything reads a kubeconfig, init before any join, a worker's API
 // server proxy after its join (kubeadm join wants an empty manifests
-// folder), and Ready last.
+// folder), kube-proxy's copy of /etc/hosts checked once every line has
+// moved, and Ready last.
 func Steps() []provision.Step {
 	return []provision.Step{
 		provision.Typed(RepoStep{}),
@@ -18,6 +19,7 @@ func Steps() []provision.Step {
 		provision.Typed(JoinControlPlaneStep{}),
 		provision.Typed(JoinWorkerStep{}),
 		provision.Typed(APIServerProxyStep{}),
+		provision.Typed(KubeProxyHostsStep{}),
 		provision.Typed(ReadyStep{}),
 	}
 }

@@ -71,6 +71,14 @@ func TestKubeHA(t *testing.T) {
 		if got := strings.Join(proxyServers(t, l, "lab4"), " "); got != "lab1 lab2 lab3" {
 			t.Errorf("lab4's proxy forwards to %q", got)
 		}
+		// kube-proxy reaches the API by the name too, on the host network,
+		// with a copy of /etc/hosts from when it started: the copy on every
+		// node resolves it as the host does now.
+		for _, h := range all {
+			if got := hostSh(t, l, h, "for p in $(pgrep -x kube-proxy); do awk '$2 == \""+endpointName+"\" {print $1}' /proc/$p/root/etc/hosts; done"); got != "127.0.0.1" {
+				t.Errorf("kube-proxy on %s resolves %s to %q", h, endpointName, got)
+			}
+		}
 		if phase := kubectlOn(t, l, "lab1", "-n kube-system get pod kprep-apiserver-proxy-lab4 -o jsonpath={.status.phase}"); phase != "Running" {
 			t.Errorf("the proxy's pod: %q", phase)
 		}
