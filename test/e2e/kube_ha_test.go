@@ -162,6 +162,8 @@ func TestKubeHA(t *testing.T) {
 			logs, err := hostShErr(l, "lab2", "kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system logs kprep-apiserver-proxy-lab4")
 			return err == nil && strings.Contains(logs, "kube-apiservers/lab1 is UP")
 		})
+		// lab1's own kubelet reached the API through lab1's API server only.
+		waitClusterSettled(t, l, "lab1", all...)
 		runKprep(t, l, 0, "apply", "-i", inv).requireAllUnchanged(t)
 	})
 
@@ -197,7 +199,7 @@ func TestKubeHA(t *testing.T) {
 			out, err := hostShErr(l, "lab2", "curl -s --max-time 2 http://127.0.0.1:2381/health")
 			return err == nil && strings.Contains(out, `"health":"true"`)
 		})
-		nodesReady(t, l, "lab1", all...)
+		waitClusterSettled(t, l, "lab1", all...)
 		runKprep(t, l, 0, "plan", "-i", inv)
 	})
 
@@ -212,6 +214,7 @@ func TestKubeHA(t *testing.T) {
 		}
 		runKprep(t, l, 0, "reset", "-i", inv, "--hosts", "lab4", "--yes").requireAllUnchanged(t)
 
+		waitClusterSettled(t, l, "lab1", "lab1", "lab2", "lab3")
 		rep = runKprep(t, l, 0, "apply", "-i", inv)
 		requireOnlyOn(t, rep, "lab4")
 		nodesReady(t, l, "lab1", all...)
@@ -238,6 +241,7 @@ func TestKubeHA(t *testing.T) {
 			t.Errorf("kubectl on lab4: %s", out)
 		}
 
+		waitClusterSettled(t, l, "lab1", "lab1", "lab2", "lab4")
 		// lab3 leaves the inventory: lab4's proxy changes, and every
 		// host's /etc/hosts block, which names the control planes.
 		without := kubeInventory(t, l, []string{"lab1", "lab2", "lab4"}, []string{"lab1", "lab2"}, nil)
@@ -285,6 +289,18 @@ func requireResetClean(t *testing.T, l *lab.Lab, host string) {
 			t.Errorf("%s: %s left after reset:\n%s", host, what, left)
 		}
 	}
+}
+
+// waitClusterSettled waits until the named nodes are Ready (seen through
+// cp) and CoreDNS is available again, after a disruption, so that a rerun
+// finds nothing to wait for.
+func waitClusterSettled(t *testing.T, l *lab.Lab, cp string, nodes ...string) {
+	t.Helper()
+	for _, n := range nodes {
+		kubectlOn(t, l, cp, "wait --for=condition=Ready node/"+n+" --timeout=3m")
+	}
+	kubectlOn(t, l, cp, "-n kube-system rollout status deployment/coredns --timeout=3m")
+	nodesReady(t, l, cp, nodes...)
 }
 
 // waitForLong waits up to limit for ok, polling every second: for what a
