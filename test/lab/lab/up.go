@@ -174,14 +174,21 @@ func checkMachine(o Options) error {
 // buildImages builds (or takes from the cache) the base root file system,
 // each personality's layer and, unless NoMirror, the mirror, side by side.
 // It returns each personality's overlay lower folders, top first.
+//
+// The root file systems' lock is held only while they are built, and not
+// at all when the cache has them: the mirror locks its own entries, so a
+// caller that needs no mirror (PersonalityLayers) never waits behind a
+// mirror build.
 func buildImages(ctx context.Context, o Options, log *logger) (map[string][]string, *mirror.Tree, error) {
 	layers := map[string][]string{}
 	var tree *mirror.Tree
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		// The root file systems' lock covers their build only: the mirror
-		// locks its own entries, so a long mirror build (another
-		// architecture, a new recipe) never holds up another lab's hosts.
+		if cached, ok := cachedLayers(o); ok {
+			log.printf("base root file system and personality layers: cached (%s)", o.CacheDir)
+			maps.Copy(layers, cached)
+			return nil
+		}
 		unlock, err := lockCache(o.CacheDir)
 		if err != nil {
 			return err
@@ -220,6 +227,31 @@ func buildImages(ctx context.Context, o Options, log *logger) (map[string][]stri
 		return nil, nil, err
 	}
 	return layers, tree, nil
+}
+
+// cachedLayers returns each personality's overlay lower folders when the
+// cache holds the base and every layer o names, finished. A finished entry
+// is moved into place whole and never changed or removed, so reading it
+// needs no lock.
+func cachedLayers(o Options) (map[string][]string, bool) {
+	key := baseKey()
+	base := baseDir(o.CacheDir, key)
+	if !exists(filepath.Join(base, "done")) {
+		return nil, false
+	}
+	layers := map[string][]string{}
+	for _, name := range o.OS {
+		p, err := lookupPersonality(name)
+		if err != nil {
+			return nil, false // buildImages reports it
+		}
+		dir := layerDir(o.CacheDir, p, layerKey(p, key))
+		if !exists(filepath.Join(dir, "done")) {
+			return nil, false
+		}
+		layers[name] = []string{filepath.Join(dir, "upper"), filepath.Join(base, "rootfs")}
+	}
+	return layers, true
 }
 
 // serveMirror starts the mirror's HTTP server and the registry, and pushes

@@ -115,7 +115,7 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	// Every architecture this build writes entries for is locked, in one
 	// order, so two builds that share one never deadlock.
 	for _, name := range archLocks(a, imageArches) {
-		unlock, err := lockCache(cacheDir, ".lock-"+name)
+		unlock, err := lockCache(cacheDir, archLockName(name))
 		if err != nil {
 			return nil, err
 		}
@@ -254,6 +254,16 @@ func allBuilds() []goBuild {
 	add(flannelBuild())
 	add(flannelCNIBuild())
 	return out
+}
+
+// archLockName is the lock of one architecture's part of the cache.
+// amd64's is the ".lock" every build took before there were others, so an
+// older checkout's build and this one never work on the same entries at once.
+func archLockName(goarch string) string {
+	if goarch == "amd64" {
+		return ".lock"
+	}
+	return ".lock-" + goarch
 }
 
 // lockCache holds an exclusive lock (the file name in the cache folder)
