@@ -168,3 +168,26 @@ func TestContainerdReadsTheConfig(t *testing.T) {
 		}
 	}
 }
+
+// kubernetes.containerd.restrictOOMScoreAdj lands where each config
+// version keeps it, and a config that has it as asked is left alone.
+func TestContainerdRestrictOOMScoreAdj(t *testing.T) {
+	for _, version := range []int64{2, 3} {
+		cur := map[string]any{"version": version}
+		want, reasons, err := wantContainerdConfig(cur, true, nil, int(version)-1, criSettings{Sandbox: "p:1", RestrictOOMScoreAdj: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := criKeysFor(version)
+		if got, _ := lookup(want, keys.oomAdj).(bool); !got {
+			t.Errorf("version %d: restrict_oom_score_adj not set: %v", version, want)
+		}
+		if !strings.Contains(strings.Join(reasons, "; "), "restrict_oom_score_adj is false, want true") {
+			t.Errorf("version %d: reasons %q", version, reasons)
+		}
+		_, again, _ := wantContainerdConfig(want, true, nil, int(version)-1, criSettings{Sandbox: "p:1", RestrictOOMScoreAdj: true})
+		if len(again) != 0 {
+			t.Errorf("version %d: converged config still differs: %q", version, again)
+		}
+	}
+}

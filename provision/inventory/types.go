@@ -177,6 +177,9 @@ type Kubernetes struct {
 	SandboxImage string `yaml:"sandboxImage"`
 	// CRIDockerd is where cri-dockerd comes from when cri is cri-dockerd.
 	CRIDockerd CRIDockerd `yaml:"criDockerd"`
+	// Containerd holds containerd's CRI settings beyond the sandbox image
+	// (cri: containerd).
+	Containerd Containerd `yaml:"containerd"`
 	// Namespaces are created once the cluster is up, and made again if
 	// deleted; kprep never deletes one, even when it leaves this list.
 	Namespaces []string `yaml:"namespaces"`
@@ -257,6 +260,17 @@ type Calico struct {
 	// ImageRegistry holds Calico's images under their upstream paths
 	// (calico/node, calico/cni, calico/kube-controllers).
 	ImageRegistry string `yaml:"imageRegistry"`
+}
+
+// Containerd is the part of containerd's CRI configuration kprep lets you
+// set.
+type Containerd struct {
+	// RestrictOOMScoreAdj makes containerd never give a container an
+	// oom_score_adj below its own. Needed where the runtime may not lower
+	// it: hosts that are themselves containers without CAP_SYS_RESOURCE
+	// (kind's nodes, the kprep lab's hosts), where every pod sandbox fails
+	// to start otherwise. Leave it false on machines.
+	RestrictOOMScoreAdj bool `yaml:"restrictOOMScoreAdj"`
 }
 
 // CRIDockerd is the cri-dockerd release kprep installs: it ships no
