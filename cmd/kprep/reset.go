@@ -73,7 +73,7 @@ done, 1 a host failed or nothing was done.`,
 				names[i] = h.Name
 			}
 			steps := kube.ResetSteps(kube.ResetOptions{Resetting: names, Force: force})
-			rep, err := g.runSteps(c, hosts, provision.ModeApply, steps, nil, false)
+			rep, err := g.runSteps(c, hosts, runSpec{mode: provision.ModeApply, steps: steps, command: "reset"})
 			if err != nil {
 				return err
 			}
