@@ -5,8 +5,8 @@ import "github.com/kprep/kprep/provision"
 // Steps returns the kube phase's steps in the order they run: the repo
 // before the packages, the packages (which bring the kubelet's unit and its
 // environment file) before the kubelet's settings, the endpoint's name
-// before anything reads a kubeconfig, init before any join, a worker's API
-// server proxy after its join (kubeadm join wants an empty manifests
+// before anything reads a kubeconfig, init (then the CNI) before any join,
+// a worker's API server proxy after its join (kubeadm join wants an empty manifests
 // folder), kube-proxy's copy of /etc/hosts checked once every line has
 // moved, and Ready last.
 func Steps() []provision.Step {
@@ -16,6 +16,7 @@ func Steps() []provision.Step {
 		provision.Typed(KubeletStep{}),
 		provision.Typed(EndpointStep{}),
 		provision.Typed(InitStep{}),
+		provision.Typed(CNIStep{}),
 		provision.Typed(JoinControlPlaneStep{}),
 		provision.Typed(JoinWorkerStep{}),
 		provision.Typed(APIServerProxyStep{}),

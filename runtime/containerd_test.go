@@ -101,7 +101,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.z
 `
 	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, containerdState(user, containerd16, "")))
 	want := []string{"/etc/containerd/config.toml: disabled_plugins switches off io.containerd.grpc.v1.cri; " +
-		"the sandbox image is not set, want 192.168.77.1:5000/google_containers/pause:3.10.1; no runc runtime is defined; " +
+		"the sandbox image is not set, want 192.168.77.1:5000/google_containers/pause:3.10.1; the CRI's cni.bin_dir is not set, want /opt/cni/bin; the CRI's cni.conf_dir is not set, want /etc/cni/net.d; no runc runtime is defined; " +
 		"runc's SystemdCgroup is not true (kubelet uses the systemd cgroup driver)"}
 	if diff := cmp.Diff(want, summariesOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)

@@ -96,6 +96,9 @@ func TestConfigPathLeftAloneBesideInlineMirrors(t *testing.T) {
   SystemdCgroup = true
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "k8s/pause:3.10.1"
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "/opt/cni/bin"
+  conf_dir = "/etc/cni/net.d"
 `))
 	if err != nil {
 		t.Fatal(err)

@@ -239,6 +239,11 @@ type Kubelet struct {
 	// Kubernetes 1.35, true from 1.35. Set false to run 1.35+ on cgroup v1
 	// (CentOS 7), which Kubernetes keeps only in maintenance mode.
 	FailCgroupV1 *bool `yaml:"failCgroupV1"`
+	// EvictionHard replaces the kubelet's hard eviction thresholds
+	// (signal: quantity or percentage, "nodefs.available": "5%"); unset
+	// keeps the kubelet's defaults. Set at kubeadm init: kubeadm hands the
+	// cluster's kubelet configuration to every node that joins.
+	EvictionHard map[string]string `yaml:"evictionHard"`
 }
 
 // Flannel is the flannel CNI's configuration.

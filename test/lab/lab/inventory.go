@@ -71,7 +71,11 @@ type (
 		// nf_conntrack_max is read-only in them.
 		Containerd invContainerd `yaml:"containerd"`
 		KubeProxy  invKubeProxy  `yaml:"kubeProxy"`
+		Kubelet    invKubelet    `yaml:"kubelet"`
 		Flannel    invFlannel    `yaml:"flannel"`
+	}
+	invKubelet struct {
+		EvictionHard map[string]string `yaml:"evictionHard"`
 	}
 	invContainerd struct {
 		RestrictOOMScoreAdj bool `yaml:"restrictOOMScoreAdj"`
@@ -122,7 +126,11 @@ func inventoryYAML(id instance.ID, stateDir string, hosts []hostState) ([]byte, 
 			ImageRepository: registry + "/google_containers",
 			Containerd:      invContainerd{RestrictOOMScoreAdj: true},
 			KubeProxy:       invKubeProxy{ConntrackMaxPerCore: 0},
-			Flannel:         invFlannel{ImageRegistry: registry},
+			// The hosts' disks are the machine's, shared with builds and
+			// other labs: the kubelet's default 10-15% free would evict the
+			// lab's pods whenever the machine's disk runs fuller.
+			Kubelet: invKubelet{EvictionHard: map[string]string{"nodefs.available": "1%", "imagefs.available": "1%", "memory.available": "100Mi"}},
+			Flannel: invFlannel{ImageRegistry: registry},
 		},
 	}
 	needsPassword := ""
