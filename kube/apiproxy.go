@@ -90,10 +90,12 @@ func proxyRunning() string {
 // through the proxy on 127.0.0.1 (asked with the kubelet's kubeconfig, whose
 // CA checks the API server's certificate, which names 127.0.0.1), its
 // kubectl status when not, and proxy_rc=none when the host has no proxy
-// to ask (not joined, no manifest, no kubectl).
+// to ask (not joined, no manifest, no kubectl). It asks up to three times,
+// a second apart, so one slow answer on a busy host is not a change.
 func proxyAnswersProbe(c *inventory.Cluster) string {
-	return fmt.Sprintf(`if [ -s %s ] && [ -e %s ] && command -v kubectl >/dev/null; then %s >/dev/null 2>&1; echo "proxy_rc=$?"; else echo proxy_rc=none; fi`,
-		kubeletConf, proxyManifestPath, proxyReadyz(c))
+	return fmt.Sprintf(`if [ -s %s ] && [ -e %s ] && command -v kubectl >/dev/null; then
+  for i in 1 2 3; do %s >/dev/null 2>&1; rc=$?; [ $rc = 0 ] && break; sleep 1; done; echo "proxy_rc=$rc"
+else echo proxy_rc=none; fi`, kubeletConf, proxyManifestPath, proxyReadyz(c))
 }
 
 // proxyReadyz asks /readyz through the proxy.

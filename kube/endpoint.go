@@ -17,10 +17,14 @@ import (
 // in /etc/hosts. The name is in every kubeconfig kubeadm writes, so where
 // it points is how a host reaches the API servers:
 //   - a control plane that runs its API server: 127.0.0.1, its own;
-//   - a joined host without an API server, whose proxy answers: 127.0.0.1,
+//   - a joined host without an API server, whose proxy runs: 127.0.0.1,
 //     the proxy in front of every API server (kube/apiserver-proxy);
-//   - a host not joined yet, or one whose proxy does not answer: the first
-//     control plane, which kubeadm join reads the cluster's details from.
+//   - a host not joined yet, or one whose proxy does not run (its image
+//     cannot be pulled, say): the first control plane, which kubeadm join
+//     reads the cluster's details from.
+//
+// Whether the proxy runs is read from the host's processes, not asked over
+// the network, so a slow answer never moves the line back and forth.
 //
 // The join and proxy steps move a line to 127.0.0.1 once what answers
 // there runs, so the same run leaves every line as this step wants it.
@@ -39,10 +43,10 @@ func (EndpointStep) AppliesTo(_ *inventory.Host, c *inventory.Cluster) bool {
 }
 
 // Probe reads /etc/hosts, whether the host has joined and, on a host
-// served by the proxy, whether the proxy answers.
+// served by the proxy, whether the proxy runs.
 func (EndpointStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 	if (APIServerProxyStep{}).AppliesTo(h, c) {
-		return endpointProbe() + "\n" + proxyAnswersProbe(c)
+		return endpointProbe() + "\n" + proxyRunningProbe()
 	}
 	return endpointProbe()
 }
@@ -58,7 +62,7 @@ func (EndpointStep) Diff(in provision.Input) ([]provision.Planned[string], error
 		return nil, err
 	}
 	joined := st.Values["has_kubelet_conf"] == "0"
-	proxied := joined && st.Values["proxy_rc"] == "0"
+	proxied := joined && st.Values["proxy_running"] != ""
 	hosts, _ := st.File("etchosts")
 	addr, err := endpointAddress(in.Cluster, in.Host, joined, proxied)
 	if err != nil {
@@ -83,7 +87,7 @@ func (EndpointStep) Apply(ctx context.Context, t provision.Target, in provision.
 }
 
 // endpointAddress is where the endpoint's name must point on h: joined
-// tells whether h has joined, proxied whether its API server proxy answers.
+// tells whether h has joined, proxied whether its API server proxy runs.
 func endpointAddress(c *inventory.Cluster, h *inventory.Host, joined, proxied bool) (string, error) {
 	first := c.FirstControlPlane()
 	if h == first || (h.HasRole(inventory.RoleControlPlane) && joined) || (!h.HasRole(inventory.RoleControlPlane) && proxied) {

@@ -131,7 +131,7 @@ func TestEndpointLine(t *testing.T) {
 			state += "has_kubelet_conf=0\n"
 		}
 		if tc.proxied {
-			state += "proxy_rc=0\n"
+			state += "proxy_running=0a1b2c\n"
 		}
 		changes, err := EndpointStep{}.Diff(inputFor(c, tc.host, state))
 		if err != nil {
