@@ -203,6 +203,14 @@ func TestKubeCluster(t *testing.T) {
 		// kubelet never got its own.
 		kubectlOn(t, l, cp, "delete node lab3")
 		hostSh(t, l, "lab3", "kubeadm reset -f >/dev/null 2>&1")
+		// A worker's endpoint line points at its API server proxy, which
+		// kubeadm reset stopped: point it at the control plane, as
+		// kube/endpoint does for a host that has not joined.
+		cpHost, err := l.Host(cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostSh(t, l, "lab3", `sed -i 's/^127\.0\.0\.1 \(kube-apiserver\.kprep\.internal \)/`+cpHost.Address+` \1/' /etc/hosts`)
 		join := kubectlOn(t, l, cp, "version >/dev/null && kubeadm token create --ttl 10m --print-join-command --kubeconfig /etc/kubernetes/admin.conf")
 		hostSh(t, l, "lab3", "("+join+" >/tmp/cut-join.log 2>&1 &) ; i=0; until [ -e /etc/kubernetes/bootstrap-kubelet.conf ]; do i=$((i+1)); [ $i -gt 3000 ] && exit 1; sleep 0.1; done; pkill -9 -f 'kubeadm join'; systemctl stop kubelet; rm -f /etc/kubernetes/kubelet.conf")
 		kubectlOn(t, l, cp, "delete node lab3 --ignore-not-found")

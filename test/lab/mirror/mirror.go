@@ -188,6 +188,16 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 			ipt.Root, ia.Go, layerNames(in.iptables)); err != nil {
 			return nil, err
 		}
+		hap, err := fetchDebian(ctx, r, cacheDir, haproxySet, ia.Deb, o.DebianMirror)
+		if err != nil {
+			return nil, err
+		}
+		if in.haproxy, err = haproxyLayer(hap, ia); err != nil {
+			return nil, err
+		}
+		if err := checkLayerLibs(in.haproxy, ia); err != nil {
+			return nil, err
+		}
 		specs[ia] = labImages(in)
 	}
 	images, err := buildOCIImages(ctx, r, cacheDir, specs)
