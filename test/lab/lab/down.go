@@ -153,20 +153,32 @@ func stopHosts(ctx context.Context, stateDir string, st *state, log *logger) []e
 	type target struct {
 		name           string
 		nspawn, leader Proc
+		vm             *hostState // a VM host the record knows
 	}
 	var targets []target
 	seen := map[int]bool{}
 	if st != nil {
 		for _, h := range st.Hosts {
-			if h.Nspawn.Alive() || h.Leader.Alive() {
-				targets = append(targets, target{h.Name, h.Nspawn, h.Leader})
+			if h.VM && h.Nspawn.Alive() {
+				targets = append(targets, target{name: h.Name, nspawn: h.Nspawn, vm: &h})
+				seen[h.Nspawn.PID] = true
+			} else if h.Nspawn.Alive() || h.Leader.Alive() {
+				targets = append(targets, target{name: h.Name, nspawn: h.Nspawn, leader: h.Leader})
 				seen[h.Nspawn.PID] = true
 			}
 		}
 	}
 	for _, p := range findLabProcs(stateDir) {
 		args := cmdline(p.PID)
-		if len(args) == 0 || filepath.Base(args[0]) != "systemd-nspawn" || seen[p.PID] {
+		if len(args) == 0 || seen[p.PID] {
+			continue
+		}
+		if strings.HasPrefix(filepath.Base(args[0]), "qemu-system-") {
+			// A VM the record lost: QEMU quits on SIGTERM.
+			targets = append(targets, target{name: "a VM host", nspawn: p})
+			continue
+		}
+		if filepath.Base(args[0]) != "systemd-nspawn" {
 			continue
 		}
 		t := target{name: machineArg(args), nspawn: p}
@@ -180,11 +192,16 @@ func stopHosts(ctx context.Context, stateDir string, st *state, log *logger) []e
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
+	l := &Lab{stateDir: stateDir, st: st}
 	for _, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := stopHost(ctx, t.name, t.nspawn, t.leader, log); err != nil {
+			stop := func() error { return stopHost(ctx, t.name, t.nspawn, t.leader, log) }
+			if t.vm != nil {
+				stop = func() error { return l.stopVM(ctx, *t.vm, log) }
+			}
+			if err := stop(); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/kprep/kprep/test/lab/instance"
+	"github.com/kprep/kprep/test/lab/mirror"
 )
 
 // stateFile is the lab's record of what it made, inside the state folder.
@@ -34,6 +35,10 @@ type state struct {
 	// MirrorRoot and MirrorBin are the built mirror's folders.
 	MirrorRoot string `json:"mirrorRoot,omitempty"`
 	MirrorBin  string `json:"mirrorBin,omitempty"`
+	// MirrorArchImages are each host architecture's image archives (by
+	// GOARCH), when VM hosts of another architecture need a mirror of
+	// their own arch.
+	MirrorArchImages map[string][]mirror.Image `json:"mirrorArchImages,omitempty"`
 	// Sysctls are machine settings that Up raised before the instances
 	// shared them (see sysctl.go): Down restores them from an old record.
 	Sysctls []sysctlChange `json:"sysctls,omitempty"`
@@ -49,7 +54,10 @@ type hostState struct {
 	User string `json:"user"`
 	// SudoPassword is set when the user's sudo asks for a password.
 	SudoPassword bool `json:"sudoPassword,omitempty"`
-	// Nspawn is the systemd-nspawn process; Leader the host's PID 1.
+	// VM is set for a VM host (QEMU), whose OS names a VM kind.
+	VM bool `json:"vm,omitempty"`
+	// Nspawn is the process that runs the host: systemd-nspawn, or QEMU
+	// for a VM host. Leader is an nspawn host's PID 1 (none for a VM).
 	Nspawn Proc `json:"nspawn"`
 	Leader Proc `json:"leader"`
 }

@@ -103,12 +103,12 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	dockerKey, err := labSigner(ctx, r, cacheDir, "docker", "kprep lab Docker CE repo <docker-ce@lab.kprep.invalid>")
+	dockerKey, err := labSigner(ctx, r, cacheDir, dockerSignerName, dockerSignerUID)
 	if err != nil {
 		return nil, err
 	}
 	defer dockerKey.close()
-	kubeKey, err := labSigner(ctx, r, cacheDir, "kubernetes", "kprep lab Kubernetes repo <kubernetes@lab.kprep.invalid>")
+	kubeKey, err := labSigner(ctx, r, cacheDir, kubeSignerName, kubeSignerUID)
 	if err != nil {
 		return nil, err
 	}
