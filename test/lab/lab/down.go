@@ -131,20 +131,32 @@ func DownInstance(ctx context.Context, id instance.ID, stateDir string, w io.Wri
 	return errors.Join(errs...)
 }
 
-// unmountCrashedBuilds unmounts what a killed root file system build left
-// in the shared cache's build folder, but only while no build holds the
-// cache (a running one, of any instance, has its mounts in use there and
-// clears its own folder's leftovers before it starts).
+// unmountCrashedBuilds unmounts what a killed root file system or VM image
+// build left in the shared cache's build folders, but only while no build
+// holds that folder's lock (a running one, of any instance, has its mounts
+// in use there and clears its own folder's leftovers before it starts).
 func unmountCrashedBuilds(cacheDir string) error {
-	if !exists(buildDir(cacheDir)) {
-		return nil
+	for _, b := range []struct {
+		dir     string
+		tryLock func(string) (func(), bool, error)
+	}{{buildDir(cacheDir), tryLockCache}, {vmBuildDir(cacheDir), tryLockVMCache}} {
+		if !exists(b.dir) {
+			continue
+		}
+		unlock, ok, err := b.tryLock(cacheDir)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		err = unmountAll(b.dir)
+		unlock()
+		if err != nil {
+			return err
+		}
 	}
-	unlock, ok, err := tryLockCache(cacheDir)
-	if err != nil || !ok {
-		return err
-	}
-	defer unlock()
-	return unmountAll(buildDir(cacheDir))
+	return nil
 }
 
 // stopHosts powers off every host of the lab, the recorded ones and any

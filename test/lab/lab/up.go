@@ -228,12 +228,11 @@ type builtImages struct {
 // buildImages builds (or takes from the cache) the base root file system
 // and each personality's layer, each VM kind's image and, unless NoMirror,
 // the mirror for every host architecture, side by side.
+//
+// Each kind takes its own lock for as long as it builds, so that a VM image
+// that takes many minutes holds up no other lab's nspawn hosts (the mirror
+// locks its own entries).
 func buildImages(ctx context.Context, o Options, log *logger) (*builtImages, error) {
-	unlock, err := lockCache(o.CacheDir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	b := &builtImages{layers: map[string][]string{}, vms: map[string]vmImage{}}
 	var personalities []string
 	goarches := []string{runtime.GOARCH}
@@ -253,6 +252,11 @@ func buildImages(ctx context.Context, o Options, log *logger) (*builtImages, err
 	g, gctx := errgroup.WithContext(ctx)
 	if len(personalities) > 0 {
 		g.Go(func() error {
+			unlock, err := lockCache(o.CacheDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			base, key, err := buildBase(gctx, o, log)
 			if err != nil {
 				return err
@@ -272,6 +276,11 @@ func buildImages(ctx context.Context, o Options, log *logger) (*builtImages, err
 	}
 	for _, name := range slices.Sorted(maps.Keys(b.vms)) {
 		g.Go(func() error {
+			unlock, err := lockVMCache(o.CacheDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			img, err := buildVMImage(gctx, o, lookupVM(name), log)
 			mu.Lock()
 			b.vms[name] = img

@@ -159,10 +159,16 @@ func vmLayerTrees(p *Personality) []string {
 	return append(trees, "files/"+p.Name, "files/vm")
 }
 
-// vmImageKey identifies a VM image's recipe.
+// vmBaseKey identifies the slow part of a VM image's recipe: the arm64
+// root file system with its packages, before any personality.
+func vmBaseKey(v *vmSpec) string {
+	return recipeKey("vm-base", vmRecipeVersion, baseSuite, v.GOARCH,
+		strings.Join(vmDebootstrapPackages, ","), strings.Join(vmPackages, ","), vmSetupScript)
+}
+
+// vmImageKey identifies a VM image's recipe: its base's and the rest.
 func vmImageKey(v *vmSpec, p *Personality) string {
-	return recipeKey("vm", vmRecipeVersion, baseSuite, v.Name, v.GOARCH, v.Fstab,
-		strings.Join(vmDebootstrapPackages, ","), strings.Join(vmPackages, ","), vmSetupScript, vmFinishScript,
+	return recipeKey("vm", vmRecipeVersion, vmBaseKey(v), v.Name, v.Fstab, vmFinishScript,
 		layerScript, filesDigestOf(vmLayerTrees(p)), fmt.Sprint(vmLinks(p)), vmRPMDB(p, v),
 		strings.Join(vmInitModules, ","), vmInitScript, vmRootSize)
 }
@@ -187,9 +193,62 @@ func vmRPMDB(p *Personality, v *vmSpec) string {
 	return strings.ReplaceAll(p.RPMDB, " x86_64", " "+v.UnameArch)
 }
 
+// buildVMBase returns the arm64 root file system with the VM's packages
+// and kernel, building it on a cache miss: debootstrap and apt under
+// qemu-user, the slow part of a VM image (many minutes). It is cached on
+// its own so that a change to the personality or the initramfs redoes
+// only the rest (seconds).
+func buildVMBase(ctx context.Context, o Options, v *vmSpec, log *logger) (string, error) {
+	key := vmBaseKey(v)
+	final := filepath.Join(o.CacheDir, "vm-base-"+v.GOARCH+"-"+key)
+	if exists(filepath.Join(final, "done")) {
+		return filepath.Join(final, "rootfs"), nil
+	}
+	start := time.Now()
+	release, err := ensureBinfmt(v)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	tmp := filepath.Join(vmBuildDir(o.CacheDir), "vm-base-"+v.GOARCH+"-"+key)
+	if err := unmountAll(tmp); err != nil {
+		return "", err
+	}
+	if err := removeTree(tmp); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	rootfs := filepath.Join(tmp, "rootfs")
+	log.printf("VM image %s: debootstrap --arch=%s %s (under qemu-user: many minutes)", v.Name, v.GOARCH, baseSuite)
+	if _, err := runCmd(ctx, nil, "debootstrap", "--arch="+v.GOARCH, "--variant=minbase",
+		"--include="+strings.Join(vmDebootstrapPackages, ","), baseSuite, rootfs, o.DebianMirror); err != nil {
+		return "", fmt.Errorf("VM image %s: debootstrap (needs Debian's mirror %s): %w", v.Name, o.DebianMirror, err)
+	}
+	log.printf("VM image %s: debootstrap done in %s; apt-get install %d packages and the kernel", v.Name, time.Since(start).Round(time.Second), len(vmPackages))
+	script := "LAB_DEBIAN_MIRROR='" + o.DebianMirror + "'\nLAB_PACKAGES='" + strings.Join(vmPackages, " ") + "'\n" + vmSetupScript
+	if _, err := runInImage(ctx, rootfs, true, nil, script); err != nil {
+		return "", fmt.Errorf("VM image %s: install packages: %w", v.Name, err)
+	}
+	recipe := fmt.Sprintf("debootstrap --arch=%s --variant=minbase %s\ndebootstrap packages: %s\napt packages: %s\n",
+		v.GOARCH, baseSuite, strings.Join(vmDebootstrapPackages, " "), strings.Join(vmPackages, " "))
+	if err := os.WriteFile(filepath.Join(tmp, "recipe.txt"), []byte(recipe), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "done"), nil, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", fmt.Errorf("move the VM base into the cache: %w", err)
+	}
+	log.printf("VM image %s: base built in %s (%s)", v.Name, time.Since(start).Round(time.Second), final)
+	return filepath.Join(final, "rootfs"), nil
+}
+
 // buildVMImage returns the VM image of v, building it on a cache miss:
-// debootstrap and apt under qemu-user (the slow part: many minutes), the
-// personality's files, the initramfs and the root disk.
+// the base (buildVMBase), then over it the personality's files, the
+// initramfs and the root disk.
 func buildVMImage(ctx context.Context, o Options, v *vmSpec, log *logger) (vmImage, error) {
 	p, err := lookupPersonality(v.Personality)
 	if err != nil {
@@ -201,63 +260,45 @@ func buildVMImage(ctx context.Context, o Options, v *vmSpec, log *logger) (vmIma
 		log.printf("VM image %s: cached (%s)", v.Name, final)
 		return openVMImage(final)
 	}
+	base, err := buildVMBase(ctx, o, v, log)
+	if err != nil {
+		return vmImage{}, err
+	}
 	start := time.Now()
 	release, err := ensureBinfmt(v)
 	if err != nil {
 		return vmImage{}, err
 	}
 	defer release()
-	tmp := filepath.Join(buildDir(o.CacheDir), "vm-"+v.Name+"-"+key)
+	tmp := filepath.Join(vmBuildDir(o.CacheDir), "vm-"+v.Name+"-"+key)
 	if err := unmountAll(tmp); err != nil {
 		return vmImage{}, err
 	}
 	if err := removeTree(tmp); err != nil {
 		return vmImage{}, err
 	}
-	rootfs := filepath.Join(tmp, "rootfs")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return vmImage{}, err
+	upper, work, merged := filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), filepath.Join(tmp, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return vmImage{}, err
+		}
 	}
-	log.printf("VM image %s: debootstrap --arch=%s %s (under qemu-user: minutes)", v.Name, v.GOARCH, baseSuite)
-	if _, err := runCmd(ctx, nil, "debootstrap", "--arch="+v.GOARCH, "--variant=minbase",
-		"--include="+strings.Join(vmDebootstrapPackages, ","), baseSuite, rootfs, o.DebianMirror); err != nil {
-		return vmImage{}, fmt.Errorf("VM image %s: debootstrap (needs Debian's mirror %s): %w", v.Name, o.DebianMirror, err)
-	}
-	log.printf("VM image %s: apt-get install %d packages and the kernel (%s)", v.Name, len(vmPackages), time.Since(start).Round(time.Second))
-	script := "LAB_DEBIAN_MIRROR='" + o.DebianMirror + "'\nLAB_PACKAGES='" + strings.Join(vmPackages, " ") + "'\n" + vmSetupScript
-	if _, err := runInImage(ctx, rootfs, true, nil, script); err != nil {
-		return vmImage{}, fmt.Errorf("VM image %s: install packages: %w", v.Name, err)
-	}
-	log.printf("VM image %s: personality %s (%s)", v.Name, p.Name, time.Since(start).Round(time.Second))
-	if err := fillImage(ctx, rootfs, p, vmLayerTrees(p), vmLinks(p), vmRPMDB(p, v), v.UnameArch); err != nil {
+	if err := mountOverlay(ctx, []string{base}, upper, work, merged); err != nil {
 		return vmImage{}, fmt.Errorf("VM image %s: %w", v.Name, err)
 	}
-	if err := writeVMFstab(rootfs, v); err != nil {
-		return vmImage{}, err
+	kver, buildErr := finishVMImage(ctx, v, p, merged, tmp)
+	if err := unmountAll(merged); err != nil && buildErr == nil {
+		buildErr = err
 	}
-	if _, err := runInImage(ctx, rootfs, false, nil, vmFinishScript); err != nil {
-		return vmImage{}, fmt.Errorf("VM image %s: %w", v.Name, err)
+	if buildErr != nil {
+		return vmImage{}, fmt.Errorf("VM image %s: %w", v.Name, buildErr)
 	}
-	kver, err := onlyKernel(rootfs)
-	if err != nil {
-		return vmImage{}, fmt.Errorf("VM image %s: %w", v.Name, err)
+	for _, d := range []string{upper, work, merged} {
+		if err := removeTree(d); err != nil {
+			return vmImage{}, err
+		}
 	}
-	if err := copyPlain(filepath.Join(rootfs, "boot", "vmlinuz-"+kver), filepath.Join(tmp, "vmlinuz")); err != nil {
-		return vmImage{}, err
-	}
-	if err := makeInitramfs(rootfs, kver, filepath.Join(tmp, "initrd.img")); err != nil {
-		return vmImage{}, fmt.Errorf("VM image %s: %w", v.Name, err)
-	}
-	log.printf("VM image %s: root disk (%s)", v.Name, time.Since(start).Round(time.Second))
-	if _, err := runCmd(ctx, nil, "mkfs.ext4", "-q", "-F", "-L", "labroot", "-d", rootfs,
-		filepath.Join(tmp, "root.img"), vmRootSize); err != nil {
-		return vmImage{}, fmt.Errorf("VM image %s: make the root disk (Debian package e2fsprogs): %w", v.Name, err)
-	}
-	if err := removeTree(rootfs); err != nil {
-		return vmImage{}, err
-	}
-	recipe := fmt.Sprintf("VM %s: debootstrap --arch=%s --variant=minbase %s, personality %s, kernel %s\ndebootstrap packages: %s\napt packages: %s\n",
-		v.Name, v.GOARCH, baseSuite, p.Name, kver, strings.Join(vmDebootstrapPackages, " "), strings.Join(vmPackages, " "))
+	recipe := fmt.Sprintf("VM %s: personality %s, kernel %s, over %s\n", v.Name, p.Name, kver, base)
 	for name, data := range map[string]string{"recipe.txt": recipe, "kernel-release": kver + "\n", "done": ""} {
 		if err := os.WriteFile(filepath.Join(tmp, name), []byte(data), 0o644); err != nil {
 			return vmImage{}, err
@@ -268,6 +309,36 @@ func buildVMImage(ctx context.Context, o Options, v *vmSpec, log *logger) (vmIma
 	}
 	log.printf("VM image %s: built in %s (%s)", v.Name, time.Since(start).Round(time.Second), final)
 	return openVMImage(final)
+}
+
+// finishVMImage lays the personality into the mounted root file system
+// merged, and writes the kernel, the initramfs and the root disk into
+// out. It returns the kernel's release.
+func finishVMImage(ctx context.Context, v *vmSpec, p *Personality, merged, out string) (string, error) {
+	if err := fillImage(ctx, merged, p, vmLayerTrees(p), vmLinks(p), vmRPMDB(p, v), v.UnameArch); err != nil {
+		return "", err
+	}
+	if err := writeVMFstab(merged, v); err != nil {
+		return "", err
+	}
+	if _, err := runInImage(ctx, merged, false, nil, vmFinishScript); err != nil {
+		return "", err
+	}
+	kver, err := onlyKernel(merged)
+	if err != nil {
+		return "", err
+	}
+	if err := copyPlain(filepath.Join(merged, "boot", "vmlinuz-"+kver), filepath.Join(out, "vmlinuz")); err != nil {
+		return "", err
+	}
+	if err := makeInitramfs(merged, kver, filepath.Join(out, "initrd.img")); err != nil {
+		return "", err
+	}
+	if _, err := runCmd(ctx, nil, "mkfs.ext4", "-q", "-F", "-L", "labroot", "-d", merged,
+		filepath.Join(out, "root.img"), vmRootSize); err != nil {
+		return "", fmt.Errorf("make the root disk (Debian package e2fsprogs): %w", err)
+	}
+	return kver, nil
 }
 
 // openVMImage reads a built image's entry.
