@@ -12,7 +12,8 @@ import (
 )
 
 // HostnameStep names the host after its inventory name (which becomes the
-// Kubernetes node name) and makes /etc/hosts carry every cluster host. It
+// Kubernetes node name) and makes /etc/hosts carry the host and every
+// control plane (not the other workers: a new worker changes no host). It
 // runs first: a node renamed after kubeadm join is a different node.
 type HostnameStep struct{}
 
@@ -44,7 +45,7 @@ func (HostnameStep) Diff(in provision.Input) ([]provision.Planned[string], error
 		}
 	}
 	hosts, _ := st.File("hosts")
-	content, missing := wantHosts(string(hosts), clusterEntries(in.Cluster))
+	content, missing := wantHosts(string(hosts), hostsEntries(in.Cluster, in.Host))
 	if content != string(hosts) {
 		summary := "/etc/hosts has a stale kprep block"
 		if len(missing) > 0 {

@@ -17,12 +17,15 @@ const (
 // hostEntry is one address and name /etc/hosts must carry.
 type hostEntry struct{ Address, Name string }
 
-// clusterEntries lists the hosts whose address is an IP: those /etc/hosts
-// can carry (a host given by DNS name resolves already).
-func clusterEntries(c *inventory.Cluster) []hostEntry {
+// hostsEntries lists what h's /etc/hosts carries: h itself and every
+// control plane, those whose address is an IP (a host given by DNS name
+// resolves already). Not every host: adding a worker to the inventory must
+// change nothing on the hosts already there.
+func hostsEntries(c *inventory.Cluster, self *inventory.Host) []hostEntry {
 	var out []hostEntry
-	for _, h := range c.Hosts {
-		if net.ParseIP(h.Address) != nil {
+	for i := range c.Hosts {
+		h := &c.Hosts[i]
+		if (h.Name == self.Name || h.HasRole(inventory.RoleControlPlane)) && net.ParseIP(h.Address) != nil {
 			out = append(out, hostEntry{h.Address, h.Name})
 		}
 	}

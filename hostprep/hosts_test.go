@@ -4,10 +4,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/inventory"
 )
 
 func TestWantHosts(t *testing.T) {
-	entries := clusterEntries(labCluster()) // w2 has a DNS name: not carried
+	c := labCluster()
+	entries := hostsEntries(c, &c.Hosts[1]) // w1 itself and the control plane
 	const stock = "127.0.0.1   localhost localhost.localdomain\n::1         localhost localhost.localdomain\n"
 	withBlock := stock + "\n" + hostsBegin + "\n192.168.77.11 cp1\n192.168.77.12 w1\n" + hostsEnd + "\n"
 	tests := []struct {
@@ -33,9 +36,23 @@ func TestWantHosts(t *testing.T) {
 	}
 }
 
+// A worker's /etc/hosts carries itself and the control planes, never the
+// other workers: adding a worker changes no other host.
+func TestHostsEntriesAreSelfAndControlPlanes(t *testing.T) {
+	c := labCluster()
+	c.Hosts = append(c.Hosts, inventory.Host{Name: "w3", Address: "192.168.77.14", Roles: []string{"worker"}})
+	want := []hostEntry{{"192.168.77.11", "cp1"}, {"192.168.77.14", "w3"}}
+	if diff := cmp.Diff(want, hostsEntries(c, &c.Hosts[3])); diff != "" {
+		t.Errorf("w3 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]hostEntry{{"192.168.77.11", "cp1"}}, hostsEntries(c, &c.Hosts[0])); diff != "" {
+		t.Errorf("cp1 (-want +got):\n%s", diff)
+	}
+}
+
 func TestHostnameDiff(t *testing.T) {
 	c := labCluster()
-	hosts := "127.0.0.1 localhost\n\n" + hostsBegin + "\n192.168.77.11 cp1\n192.168.77.12 w1\n" + hostsEnd + "\n"
+	hosts := "127.0.0.1 localhost\n\n" + hostsBegin + "\n192.168.77.11 cp1\n" + hostsEnd + "\n"
 	state := "running=localhost.localdomain\nfile hostname " + b64("localhost.localdomain\n") + "\nfile hosts " + b64(hosts) + "\n"
 	changes, err := HostnameStep{}.Diff(input(c, centos7, state))
 	if err != nil {

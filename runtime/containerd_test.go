@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 // containerdState is the probe output for a config file and containerd.
@@ -123,7 +125,7 @@ func TestContainerdEdgeCases(t *testing.T) {
 	if len(changes) != 1 || changes[0].Data != nil || !strings.Contains(changes[0].Summary, "not installed yet") {
 		t.Errorf("not installed: %+v", changes)
 	}
-	if err := (ContainerdStep{}).Apply(context.Background(), (&fakeHost{}).target(c), input(c, rocky9, ""), changes); err == nil {
+	if err := (ContainerdStep{}).Apply(context.Background(), (&steptest.FakeHost{}).Target(&c.Hosts[0]), input(c, rocky9, ""), changes); err == nil {
 		t.Error("Apply without containerd succeeded")
 	}
 	// Broken TOML is left alone, with its place.

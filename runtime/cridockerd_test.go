@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 func TestCRIDockerd(t *testing.T) {
@@ -37,12 +39,12 @@ func TestCRIDockerd(t *testing.T) {
 	if u := changes[0].Data.Install.URL; !strings.HasSuffix(u, "cri-dockerd-0.3.17.arm64.tgz") {
 		t.Errorf("aarch64 url %s", u)
 	}
-	host := &fakeHost{}
-	if err := (CRIDockerdStep{}).Apply(context.Background(), host.target(c), input(c, openEuler, ""), changes); err != nil {
+	host := &steptest.FakeHost{}
+	if err := (CRIDockerdStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, openEuler, ""), changes); err != nil {
 		t.Fatal(err)
 	}
-	if len(host.ran) != 1 || !strings.Contains(host.ran[0], "install -m 0755") {
-		t.Errorf("ran %q", host.ran)
+	if len(host.Ran) != 1 || !strings.Contains(host.Ran[0], "install -m 0755") {
+		t.Errorf("ran %q", host.Ran)
 	}
 }
 

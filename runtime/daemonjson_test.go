@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 // A daemon.json a user wrote by hand, with keys kprep does not own, a
@@ -156,12 +158,12 @@ func TestDaemonJSONSnapshotsWhatDockerdRead(t *testing.T) {
 func TestDaemonJSONApplyValidatesFirst(t *testing.T) {
 	c := labCluster()
 	changes := mustDiff(t, DaemonJSONStep{}, input(c, rocky9, "file daemon -\nvalidate=1\n"))
-	host := &fakeHost{fail: map[string]string{"mkdir -p /etc/docker": "unable to configure the Docker daemon with file ...: invalid log-opts"}}
-	err := (DaemonJSONStep{}).Apply(context.Background(), host.target(c), input(c, rocky9, ""), changes)
+	host := &steptest.FakeHost{Fail: map[string]string{"mkdir -p /etc/docker": "unable to configure the Docker daemon with file ...: invalid log-opts"}}
+	err := (DaemonJSONStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, rocky9, ""), changes)
 	if err == nil || !strings.Contains(err.Error(), "dockerd --validate refused the new /etc/docker/daemon.json, which was not written") {
 		t.Fatalf("err = %v", err)
 	}
-	if len(host.written) != 0 {
-		t.Errorf("written despite the refusal: %v", host.written)
+	if len(host.Written) != 0 {
+		t.Errorf("written despite the refusal: %v", host.Written)
 	}
 }

@@ -1,15 +1,12 @@
 package runtime
 
 import (
-	"context"
 	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/kprep/kprep/provision"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/steptest"
-	"github.com/kprep/kprep/provision/transport"
 )
 
 // labCluster is a two-host cluster as the inventory loader leaves it
@@ -55,11 +52,7 @@ func readTestdata(t *testing.T, name string) string { return steptest.Testdata(t
 // mustDiff runs a step's diff and fails the test on an error.
 func mustDiff[T any](t *testing.T, s provision.TypedStep[T], in provision.Input) []provision.Planned[T] {
 	t.Helper()
-	changes, err := s.Diff(in)
-	if err != nil {
-		t.Fatalf("%s: %v", s.Name(), err)
-	}
-	return changes
+	return steptest.MustDiff(t, s, in)
 }
 
 // runSh runs a snippet with the machine's sh.
@@ -70,42 +63,6 @@ func runSh(t *testing.T, script string) string {
 		t.Fatalf("sh: %v\n%s\n%s", err, out, script)
 	}
 	return string(out)
-}
-
-// fakeHost is an Executor that answers commands from a script of canned
-// replies and records what was run and written, for Apply tests.
-type fakeHost struct {
-	replies map[string]string // command prefix -> stdout
-	fail    map[string]string // command prefix -> stderr of a failure
-	ran     []string
-	written map[string][]byte
-}
-
-func (f *fakeHost) Run(_ context.Context, cmd transport.Command) (transport.Result, error) {
-	f.ran = append(f.ran, cmd.Line)
-	for prefix, stderr := range f.fail {
-		if strings.HasPrefix(cmd.Line, prefix) {
-			return transport.Result{Status: 1}, &transport.CommandError{Host: "cp1", Line: cmd.Line, Status: 1, Stderr: stderr}
-		}
-	}
-	for prefix, out := range f.replies {
-		if strings.HasPrefix(cmd.Line, prefix) {
-			return transport.Result{Stdout: []byte(out)}, nil
-		}
-	}
-	return transport.Result{}, nil
-}
-
-func (f *fakeHost) WriteFile(_ context.Context, path string, data []byte, _ transport.WriteOptions) error {
-	if f.written == nil {
-		f.written = map[string][]byte{}
-	}
-	f.written[path] = data
-	return nil
-}
-
-func (f *fakeHost) target(c *inventory.Cluster) provision.Target {
-	return provision.Target{Executor: f, Host: &c.Hosts[0]}
 }
 
 // execSh runs a snippet and returns its output and error.

@@ -111,6 +111,19 @@ func (PackagesStep) Apply(ctx context.Context, t provision.Target, in provision.
 // yumRepoID is the repo docker-ce.repo defines.
 const yumRepoID = "docker-ce-stable"
 
+// YumTransaction returns the yum command that installs (or downgrades)
+// packages from kprep's own repos alone first: on the offline and
+// air-gapped hosts kprep's users run, the distribution's repos are often
+// unreachable, and dnf spends a minute and a half per transaction retrying
+// their mirrors. Only when that lacks a dependency (container-selinux from
+// CentOS extras, say) does it try again with every repo, each given a short
+// timeout, one retry, and skipped when unreachable.
+func YumTransaction(verb string, repos, specs []string) string {
+	own := shell.Join(append([]string{"yum", verb, "-y", "--disablerepo=*", "--enablerepo=" + strings.Join(repos, ",")}, specs...)...)
+	all := shell.Join(append([]string{"yum", verb, "-y", yumSkipUnavailable, "--setopt=timeout=10", "--setopt=retries=1"}, specs...)...)
+	return fmt.Sprintf(`out=$(%s 2>&1) || { printf '%%s\nkprep: trying again with every repo, the repos kprep set up were not enough (short timeouts for the others)\n' "$out" >&2; %s; }`, own, all)
+}
+
 // yumSkipUnavailable keeps a repo that cannot be reached (a dead mirror of
 // some unrelated repo) from failing the install; a package that really is
 // missing still fails it, naming the package. Set in [main], which repos
@@ -138,13 +151,13 @@ func yumInstall(ctx context.Context, t provision.Target, in provision.Input, pcs
 	// Downgrades first: an install of a newer docker-ce-cli beside an older
 	// docker-ce would be the wrong way round.
 	if len(downgrade) > 0 {
-		line := shell.Join(append([]string{"yum", "downgrade", "-y", yumSkipUnavailable}, downgrade...)...)
+		line := YumTransaction("downgrade", []string{yumRepoID}, downgrade)
 		if _, err := t.Run(ctx, transport.Command{Line: line, Timeout: installTimeout}); err != nil {
 			return fmt.Errorf("downgrade Docker CE: %w", err)
 		}
 	}
 	if len(install) > 0 {
-		line := shell.Join(append([]string{"yum", "install", "-y", yumSkipUnavailable}, install...)...)
+		line := YumTransaction("install", []string{yumRepoID}, install)
 		if _, err := t.Run(ctx, transport.Command{Line: line, Timeout: installTimeout}); err != nil {
 			return fmt.Errorf("install Docker CE: %w", err)
 		}

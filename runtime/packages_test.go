@@ -2,10 +2,15 @@ package runtime
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 func TestConflicts(t *testing.T) {
@@ -117,16 +122,16 @@ func TestYumInstallPinsAndDowngrades(t *testing.T) {
 	c.Docker.Version = "24.0.9"
 	state := "rpm docker-ce 3:26.1.4-1.el9\nrpm docker-ce-cli 1:26.1.4-1.el9\n"
 	changes := mustDiff(t, PackagesStep{}, input(c, rocky9, state))
-	host := &fakeHost{replies: map[string]string{"yum -q": yumList}}
-	if err := (PackagesStep{}).Apply(context.Background(), host.target(c), input(c, rocky9, state), changes); err != nil {
+	host := &steptest.FakeHost{Replies: map[string]string{"yum -q": yumList}}
+	if err := (PackagesStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, rocky9, state), changes); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
 		"yum -q '--disablerepo=*' --enablerepo=docker-ce-stable list --showduplicates docker-ce docker-ce-cli",
-		"yum downgrade -y --setopt=skip_if_unavailable=1 docker-ce-3:24.0.9-1.el9 docker-ce-cli-1:24.0.9-1.el9",
-		"yum install -y --setopt=skip_if_unavailable=1 containerd.io",
+		YumTransaction("downgrade", []string{"docker-ce-stable"}, []string{"docker-ce-3:24.0.9-1.el9", "docker-ce-cli-1:24.0.9-1.el9"}),
+		YumTransaction("install", []string{"docker-ce-stable"}, []string{"containerd.io"}),
 	}
-	if diff := cmp.Diff(want, host.ran); diff != "" {
+	if diff := cmp.Diff(want, host.Ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -135,13 +140,13 @@ func TestUnknownVersionListsTheRepos(t *testing.T) {
 	c := labCluster()
 	c.Docker.Version = "25.0.0"
 	changes := mustDiff(t, PackagesStep{}, input(c, openEuler, ""))
-	host := &fakeHost{replies: map[string]string{"yum -q": yumList}}
-	err := (PackagesStep{}).Apply(context.Background(), host.target(c), input(c, openEuler, ""), changes)
+	host := &steptest.FakeHost{Replies: map[string]string{"yum -q": yumList}}
+	err := (PackagesStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, openEuler, ""), changes)
 	want := "docker-ce 25.0.0 is not in the Docker CE repo http://192.168.77.1:8080/docker-ce/linux/centos/8/$basearch/stable, which has these versions: 24.0.9, 26.1.4; set docker.version to one of them"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
-	for _, line := range host.ran {
+	for _, line := range host.Ran {
 		if strings.Contains(line, "install") {
 			t.Errorf("installed something after all: %s", line)
 		}
@@ -152,8 +157,8 @@ func TestAptInstall(t *testing.T) {
 	c := labCluster()
 	changes := mustDiff(t, PackagesStep{}, input(c, ubuntu, ""))
 	madison := " docker-ce | 5:26.1.4-1~ubuntu.22.04~jammy | x\n docker-ce | 5:24.0.9-1~ubuntu.22.04~jammy | x\n docker-ce-cli | 5:24.0.9-1~ubuntu.22.04~jammy | x\n"
-	host := &fakeHost{replies: map[string]string{"apt-cache madison": madison}}
-	if err := (PackagesStep{}).Apply(context.Background(), host.target(c), input(c, ubuntu, ""), changes); err != nil {
+	host := &steptest.FakeHost{Replies: map[string]string{"apt-cache madison": madison}}
+	if err := (PackagesStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, ubuntu, ""), changes); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -161,7 +166,33 @@ func TestAptInstall(t *testing.T) {
 		"apt-cache madison docker-ce docker-ce-cli",
 		"DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades -o Dpkg::Options::=--force-confold 'docker-ce=5:24.0.9-1~ubuntu.22.04~jammy' 'docker-ce-cli=5:24.0.9-1~ubuntu.22.04~jammy' containerd.io",
 	}
-	if diff := cmp.Diff(want, host.ran); diff != "" {
+	if diff := cmp.Diff(want, host.Ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// The transaction runs under a real shell: kprep's repo alone first, every
+// repo (short timeouts) only when that fails, and the first error shown.
+func TestYumTransactionFallsBackToEveryRepo(t *testing.T) {
+	dir := t.TempDir()
+	// A yum that fails while --disablerepo is given, and logs its calls.
+	fake := "#!/bin/sh\necho \"$*\" >> " + dir + "/calls\ncase \"$*\" in *--disablerepo*) echo 'nothing provides container-selinux' >&2; exit 1;; esac\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "yum"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", YumTransaction("install", []string{"docker-ce-stable"}, []string{"docker-ce-26.1.5"}))
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "nothing provides container-selinux") {
+		t.Errorf("the first error is not shown: %s", out)
+	}
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	want := "install -y --disablerepo=* --enablerepo=docker-ce-stable docker-ce-26.1.5\n" +
+		"install -y --setopt=skip_if_unavailable=1 --setopt=timeout=10 --setopt=retries=1 docker-ce-26.1.5\n"
+	if string(calls) != want {
+		t.Errorf("calls:\n%s\nwant:\n%s", calls, want)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 func TestProxyDropin(t *testing.T) {
@@ -46,11 +48,11 @@ Environment="NO_PROXY=localhost,127.0.0.1,192.168.77.11,cp1,192.168.77.12,w1,10.
 	if len(changes) != 1 || changes[0].Key != "docker" || changes[0].Data.Content != nil {
 		t.Fatalf("removal: %+v", changes)
 	}
-	host := &fakeHost{}
-	if err := (ProxyStep{}).Apply(context.Background(), host.target(c), input(c, rocky9, ""), changes); err != nil {
+	host := &steptest.FakeHost{}
+	if err := (ProxyStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, rocky9, ""), changes); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"rm -f /etc/systemd/system/docker.service.d/http-proxy.conf", "systemctl daemon-reload"}, host.ran); diff != "" {
+	if diff := cmp.Diff([]string{"rm -f /etc/systemd/system/docker.service.d/http-proxy.conf", "systemctl daemon-reload"}, host.Ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

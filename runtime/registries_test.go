@@ -7,8 +7,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/kprep/kprep/provision/hostfile"
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/kprep/kprep/provision/hostfile"
 )
 
 func TestRegistryFiles(t *testing.T) {

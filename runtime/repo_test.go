@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 func TestYumRepoFile(t *testing.T) {
@@ -123,12 +125,12 @@ func TestAptSource(t *testing.T) {
 func TestApplyDownloadsTheKeyAndWritesFiles(t *testing.T) {
 	c := labCluster()
 	changes := mustDiff(t, RepoStep{}, input(c, ubuntu, "file aptlist -\nkeyring=1\n"))
-	host := &fakeHost{}
-	if err := (RepoStep{}).Apply(context.Background(), host.target(c), input(c, ubuntu, ""), changes); err != nil {
+	host := &steptest.FakeHost{}
+	if err := (RepoStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, ubuntu, ""), changes); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := host.written[aptListPath]; !ok || len(host.ran) != 1 || !strings.Contains(host.ran[0], "http://192.168.77.1:8080/docker-ce/linux/ubuntu/gpg") {
-		t.Errorf("written %v, ran %q", host.written, host.ran)
+	if _, ok := host.Written[aptListPath]; !ok || len(host.Ran) != 1 || !strings.Contains(host.Ran[0], "http://192.168.77.1:8080/docker-ce/linux/ubuntu/gpg") {
+		t.Errorf("written %v, ran %q", host.Written, host.Ran)
 	}
 }
 

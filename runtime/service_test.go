@@ -10,6 +10,7 @@ import (
 
 	"github.com/kprep/kprep/provision"
 	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/steptest"
 )
 
 // unitProbe is the probe output of one running, enabled unit.
@@ -203,9 +204,9 @@ func TestServiceEnableAndDaemonReload(t *testing.T) {
 	if p := changes[2].Data.Unit; p.Op != opNone || !p.Enable || changes[2].Action != "systemctl enable docker.service" {
 		t.Errorf("docker: %+v %q", p, changes[2].Action)
 	}
-	host := &fakeHost{}
+	host := &steptest.FakeHost{}
 	c := labCluster()
-	if err := (ServiceStep{}).Apply(context.Background(), host.target(c), input(c, rocky9, ""), changes); err != nil {
+	if err := (ServiceStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, rocky9, ""), changes); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -214,7 +215,7 @@ func TestServiceEnableAndDaemonReload(t *testing.T) {
 		recordLoadedCommand("containerd", "containerd.service", containerdConfigPath),
 		"systemctl enable docker.service",
 	}
-	if diff := cmp.Diff(want, host.ran); diff != "" {
+	if diff := cmp.Diff(want, host.Ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	cd.enabled = "masked"
@@ -229,12 +230,12 @@ func TestServiceReloadWaitsForTheMirrors(t *testing.T) {
 	d.info = strings.Replace(info, `"Mirrors":["http://192.168.77.1:5000/"]},"NCPU"`, `"Mirrors":[]},"NCPU"`, 1)
 	c := labCluster()
 	changes := serviceDiff(t, c, cd, d)
-	host := &fakeHost{replies: map[string]string{"docker info": info}}
-	if err := (ServiceStep{}).Apply(context.Background(), host.target(c), input(c, rocky9, ""), changes); err != nil {
+	host := &steptest.FakeHost{Replies: map[string]string{"docker info": info}}
+	if err := (ServiceStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, rocky9, ""), changes); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"systemctl reload docker.service", `docker info --format '{{json .}}'`, recordLoadedCommand("docker", "docker.service", daemonJSONPath)}
-	if diff := cmp.Diff(want, host.ran); diff != "" {
+	if diff := cmp.Diff(want, host.Ran); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -244,9 +245,9 @@ func TestServiceRestartFailureShowsTheJournal(t *testing.T) {
 	d.info = strings.Replace(d.info, `"LoggingDriver":"json-file"`, `"LoggingDriver":"journald"`, 1)
 	c := labCluster()
 	changes := serviceDiff(t, c, cd, d)
-	host := &fakeHost{fail: map[string]string{"systemctl restart docker": "Job for docker.service failed"},
-		replies: map[string]string{"journalctl": "dockerd[901]: failed to start daemon: invalid log-opts\n"}}
-	err := (ServiceStep{}).Apply(context.Background(), host.target(c), input(c, rocky9, ""), changes)
+	host := &steptest.FakeHost{Fail: map[string]string{"systemctl restart docker": "Job for docker.service failed"},
+		Replies: map[string]string{"journalctl": "dockerd[901]: failed to start daemon: invalid log-opts\n"}}
+	err := (ServiceStep{}).Apply(context.Background(), host.Target(&c.Hosts[0]), input(c, rocky9, ""), changes)
 	if err == nil || !strings.Contains(err.Error(), "Job for docker.service failed") || !strings.Contains(err.Error(), "invalid log-opts") {
 		t.Errorf("err = %v", err)
 	}

@@ -29,6 +29,9 @@ const (
 	defaultDockerRepo = "https://download.docker.com"
 	defaultVaultURL   = "https://vault.centos.org"
 
+	// defaultKubeRepo is pkgs.k8s.io's root: each minor's repo is under it
+	// (<root>/v1.34/rpm/), as under its mirrors' (mirrors.aliyun.com/kubernetes-new/core/stable).
+	defaultKubeRepo      = "https://pkgs.k8s.io/core:/stable:"
 	defaultCRI           = "containerd"
 	defaultPodSubnet     = "10.244.0.0/16"
 	defaultServiceSubnet = "10.96.0.0/12"
@@ -128,6 +131,7 @@ func ApplyDefaults(c *Cluster, opts Options) {
 	}
 
 	k := &c.Kubernetes
+	k.Repo = orDefault(k.Repo, defaultKubeRepo)
 	k.CRI = orDefault(k.CRI, defaultCRI)
 	k.PodSubnet = orDefault(k.PodSubnet, defaultPodSubnet)
 	k.ServiceSubnet = orDefault(k.ServiceSubnet, defaultServiceSubnet)

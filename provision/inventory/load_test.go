@@ -92,7 +92,7 @@ func TestLoadMinimalFillsEveryDefault(t *testing.T) {
 			Repo: "https://download.docker.com", GPGCheck: &yes,
 			CentOS7Vault: CentOS7Vault{Enabled: &yes, URL: "https://vault.centos.org"}},
 		Kubernetes: Kubernetes{
-			Version: "1.34.4", CRI: "containerd", PodSubnet: "10.244.0.0/16",
+			Version: "1.34.4", Repo: "https://pkgs.k8s.io/core:/stable:", CRI: "containerd", PodSubnet: "10.244.0.0/16",
 			ServiceSubnet: "10.96.0.0/12", CNI: "flannel",
 			CRIDockerd: CRIDockerd{Version: "0.3.16",
 				URL: "https://github.com/Mirantis/cri-dockerd/releases/download/v{version}/cri-dockerd-{version}.{arch}.tgz"},

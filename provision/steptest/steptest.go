@@ -45,6 +45,16 @@ func Testdata(t testing.TB, name string) string {
 	return string(b)
 }
 
+// MustDiff runs a step's Diff and fails the test on an error.
+func MustDiff[T any](t testing.TB, s provision.TypedStep[T], in provision.Input) []provision.Planned[T] {
+	t.Helper()
+	changes, err := s.Diff(in)
+	if err != nil {
+		t.Fatalf("%s: %v", s.Name(), err)
+	}
+	return changes
+}
+
 // Summaries lists the changes' summaries, in order.
 func Summaries[T any](cs []provision.Planned[T]) []string {
 	var out []string

@@ -96,7 +96,13 @@ func checkPrepared(t *testing.T, l *lab.Lab, h lab.Host) {
 	if got := sh("grep -v '^#' /etc/modules-load.d/k8s.conf"); got != "overlay\nbr_netfilter" {
 		t.Errorf("%s modules: %q", h.Name, got)
 	}
-	if got := sh("hostname; grep -c '^192.168.77.1[1-4] lab[1-4]$' /etc/hosts"); got != h.Name+"\n4" {
+	// /etc/hosts carries the host itself and the control plane (lab1).
+	want := h.Name + "\n2"
+	if h.Name == "lab1" {
+		want = h.Name + "\n1"
+	}
+	prefix := h.Address[:strings.LastIndex(h.Address, ".")+1] // the lab instance's subnet
+	if got := sh("hostname; grep -c '^" + strings.ReplaceAll(prefix, ".", "[.]") + "1[1-4] lab[1-4]$' /etc/hosts"); got != want {
 		t.Errorf("%s hostname and /etc/hosts: %q", h.Name, got)
 	}
 }
@@ -356,31 +362,43 @@ func TestHostprepOpenPorts(t *testing.T) {
 	runKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")
 
 	// A port the user opened stays; what kprep opened and no longer needs
-	// goes. lab1 stops being a control plane and the CNI becomes flannel:
-	// its control-plane and Calico ports close, 9100/tcp (the user's) stays.
+	// goes. The roles swap (lab1 a worker, lab2 the control plane) and the
+	// CNI becomes flannel: each host's ports for its old role and Calico's
+	// close, 9100/tcp (opened by hand on lab1) stays.
 	hostSh(t, l, "lab1", "firewall-cmd --add-port=9100/tcp && firewall-cmd --permanent --add-port=9100/tcp")
 	inv = editInventory(t, l, func(doc map[string]any) {
 		doc["hostprep"] = map[string]any{"firewall": "open-ports"}
 		k, _ := doc["kubernetes"].(map[string]any)
 		k["cni"] = "flannel"
 		for _, h := range doc["hosts"].([]any) {
-			if h := h.(map[string]any); h["name"] == "lab1" {
+			h := h.(map[string]any)
+			switch h["name"] {
+			case "lab1":
 				h["roles"] = []any{"worker"}
+			case "lab2":
+				h["roles"] = []any{"control-plane"}
 			}
 		}
 	})
 	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
-	got := hostSh(t, l, "lab1", "firewall-cmd --list-ports; firewall-cmd --permanent --list-ports; firewall-cmd --list-protocols; firewall-cmd --permanent --list-protocols")
-	lines := strings.Split(got, "\n")
-	wantNow := "10250/tcp 10256/tcp 30000-32767/tcp 8472/udp 9100/tcp"
-	for i, where := range []string{"now", "at boot"} {
-		have := strings.Fields(lines[i])
-		sort.Strings(have)
-		if strings.Join(have, " ") != wantNow {
-			t.Errorf("lab1 ports %s after the role change: %v, want %s", where, have, wantNow)
+	for host, want := range map[string]string{
+		"lab1": "10250/tcp 10256/tcp 30000-32767/tcp 8472/udp 9100/tcp",
+		"lab2": "10250/tcp 10257/tcp 10259/tcp 2379-2380/tcp 6443/tcp 8472/udp",
+	} {
+		got := hostSh(t, l, host, "firewall-cmd --list-ports; echo --; firewall-cmd --permanent --list-ports; echo --; firewall-cmd --list-protocols; echo --; firewall-cmd --permanent --list-protocols")
+		parts := strings.Split(got, "--")
+		if len(parts) != 4 {
+			t.Fatalf("%s: firewall-cmd printed %q", host, got)
 		}
-		if len(lines) > 2+i && lines[2+i] != "" {
-			t.Errorf("lab1 protocols %s: %q, want none (ipip was Calico's, opened by kprep)", where, lines[2+i])
+		for i, where := range []string{"now", "at boot"} {
+			have := strings.Fields(parts[i])
+			sort.Strings(have)
+			if strings.Join(have, " ") != want {
+				t.Errorf("%s ports %s after the role change: %v, want %s", host, where, have, want)
+			}
+		}
+		if protos := strings.TrimSpace(parts[2] + " " + parts[3]); protos != "" {
+			t.Errorf("%s protocols after the change: %q, want none (ipip was Calico's, opened by kprep)", host, protos)
 		}
 	}
 	runKprep(t, l, 0, "plan", "-i", inv, "--phase", "hostprep")

@@ -182,23 +182,18 @@ func TestOrchestrationOnLabHosts(t *testing.T) {
 	if a.start.Before(b.end) && b.start.Before(a.end) {
 		t.Errorf("the one-at-a-time step overlapped: lab2 %v, lab3 %v", a, b)
 	}
-	// The one that went second waited while the other changed the step, so
-	// it probed again: lock+probe, re-probe, join, verify; the first had no
-	// re-probe. Report commands name the peer.
-	second := "lab3"
-	if b.start.Before(a.start) {
-		second = "lab2"
-	}
+	// Both joiners waited while another host changed what they wait for
+	// (lab1's first step; the second also the first joiner's step), so each
+	// probed again before deciding: lock+probe, re-probe, join, verify.
 	for _, h := range []string{"lab2", "lab3"} {
-		want := 3
-		if h == second {
-			want = 4
-		}
 		// Stats counts completed command sessions; the lock session is
 		// counted when it ends, at the end of the run.
-		if got := d.conns[h].Stats().Commands; got != want {
-			t.Errorf("%s ran %d command sessions, want %d (a re-probe only after a wait that saw a change)", h, got, want)
+		if got := d.conns[h].Stats().Commands; got != 4 {
+			t.Errorf("%s ran %d command sessions, want 4 (one re-probe after its waits)", h, got)
 		}
+	}
+	if got := d.conns["lab1"].Stats().Commands; got < 3 {
+		t.Errorf("lab1 ran %d command sessions, want its own 3 and the peers' commands", got)
 	}
 	for _, h := range rep.Hosts {
 		for _, s := range h.Steps {

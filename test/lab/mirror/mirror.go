@@ -91,11 +91,6 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockCache(cacheDir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	r := &runner{log: o.Log}
 	start := time.Now()
 
@@ -103,16 +98,31 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The signing keys are shared by every architecture: made under the
+	// cache-wide lock, held only that long. Everything else is per
+	// architecture, so an arm64 build that takes an hour under emulation
+	// never holds up an amd64 lab.
+	unlockShared, err := lockCache(cacheDir, ".lock-keys")
+	if err != nil {
+		return nil, err
+	}
 	dockerKey, err := labSigner(ctx, r, cacheDir, dockerSignerName, dockerSignerUID)
 	if err != nil {
+		unlockShared()
 		return nil, err
 	}
 	defer dockerKey.close()
 	kubeKey, err := labSigner(ctx, r, cacheDir, kubeSignerName, kubeSignerUID)
+	unlockShared()
 	if err != nil {
 		return nil, err
 	}
 	defer kubeKey.close()
+	unlock, err := lockCache(cacheDir, ".lock-"+a.Go)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 
 	debian, err := fetchDebian(ctx, r, cacheDir, a.Deb)
 	if err != nil {
@@ -158,13 +168,14 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	return &Tree{Root: root, BinDir: kubeDir, Images: images, DebianVersions: debian.Versions}, nil
 }
 
-// lockCache holds an exclusive lock on the cache folder until the returned
-// function is called, so two lab runs never build the same entry at once.
-func lockCache(dir string) (func(), error) {
+// lockCache holds an exclusive lock (the file name in the cache folder)
+// until the returned function is called, so two lab runs never build the
+// same entry at once.
+func lockCache(dir, name string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("mirror cache %s: %w", dir, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("mirror cache lock: %w", err)
 	}

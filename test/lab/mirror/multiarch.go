@@ -75,7 +75,8 @@ func BuildMulti(ctx context.Context, o Options, goarches []string) (*MultiTree, 
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockCache(cacheDir)
+	// The merge has a lock of its own: each arch's entries have theirs.
+	unlock, err := lockCache(cacheDir, ".lock-multi")
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,238 @@
+package e2e
+
+// The kube phase on lab hosts, offline, with the lab's own images: one
+// cluster brought up once and then put through reruns, drift, a node
+// added and a node reset, in order, so the suite pays for one bring-up.
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kprep/kprep/test/lab/lab"
+)
+
+// kubeInventory writes the lab's inventory for a cluster of the named
+// hosts (roles by name: cps are control planes, the rest workers), edited
+// further by edit.
+func kubeInventory(t *testing.T, l *lab.Lab, hosts, cps []string, edit func(doc map[string]any)) string {
+	t.Helper()
+	return editInventory(t, l, func(doc map[string]any) {
+		var keep []any
+		for _, h := range doc["hosts"].([]any) {
+			h := h.(map[string]any)
+			name := fmt.Sprint(h["name"])
+			if !contains(hosts, name) {
+				continue
+			}
+			h["roles"] = []any{"worker"}
+			if contains(cps, name) {
+				h["roles"] = []any{"control-plane"}
+			}
+			keep = append(keep, h)
+		}
+		doc["hosts"] = keep
+		docker, _ := doc["docker"].(map[string]any)
+		if docker != nil {
+			docker["centos7Vault"] = map[string]any{"url": l.MirrorURL() + "/centos-vault"}
+		}
+		if edit != nil {
+			edit(doc)
+		}
+	})
+}
+
+// kubectlOn runs kubectl as the cluster admin on a control plane.
+func kubectlOn(t *testing.T, l *lab.Lab, cp string, args string) string {
+	t.Helper()
+	return hostSh(t, l, cp, "kubectl --kubeconfig /etc/kubernetes/admin.conf "+args)
+}
+
+// steps lists the steps of the report that did something, "host step".
+func (r kprepReport) changed() []string {
+	var out []string
+	for _, h := range r.Hosts {
+		for _, s := range h.Steps {
+			if s.Status != "unchanged" {
+				out = append(out, h.Name+" "+s.Name+" "+s.Status)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// requireAllUnchanged checks a rerun: every step of every host unchanged,
+// no command run.
+func (r kprepReport) requireAllUnchanged(t *testing.T) {
+	t.Helper()
+	for _, h := range r.Hosts {
+		if h.Error != "" {
+			t.Errorf("%s: %s", h.Name, h.Error)
+		}
+		for _, s := range h.Steps {
+			if s.Status != "unchanged" || len(s.Commands) > 0 {
+				t.Errorf("%s %s: %s, changes %+v, commands %q", h.Name, s.Name, s.Status, s.Changes, s.Commands)
+			}
+		}
+	}
+}
+
+// nodesReady checks every named node is Ready with its lab address.
+func nodesReady(t *testing.T, l *lab.Lab, cp string, names ...string) {
+	t.Helper()
+	out := kubectlOn(t, l, cp, `get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.addresses[?(@.type=="InternalIP")].address} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}'`)
+	got := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			got[f[0]] = f[1] + " " + f[2]
+		}
+	}
+	for _, name := range names {
+		h, err := l.Host(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := h.Address + " True"; got[name] != want {
+			t.Errorf("node %s: %q, want %q (all nodes:\n%s)", name, got[name], want, out)
+		}
+	}
+}
+
+// TestKubeCluster brings up one control plane and two workers of other
+// personalities, then reruns, drifts, adds a fourth host and resets one.
+func TestKubeCluster(t *testing.T) {
+	l := bootLab(t, "centos7", "rocky9", "openeuler22", "ubuntu22")
+	cp := "lab1"
+	inv := kubeInventory(t, l, []string{"lab1", "lab2", "lab3"}, []string{cp}, nil)
+
+	start := time.Now()
+	rep := runKprep(t, l, 0, "apply", "-i", inv)
+	t.Logf("fresh cluster (hostprep, runtime, kube) of 3 hosts: %s", time.Since(start).Round(time.Second))
+	rep.requireNoFailures(t)
+	nodesReady(t, l, cp, "lab1", "lab2", "lab3")
+	if phases := kubectlOn(t, l, cp, "-n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{.items[*].status.phase}'"); len(strings.Fields(phases)) == 0 || strings.ReplaceAll(strings.ReplaceAll(phases, "Running", ""), " ", "") != "" {
+		t.Errorf("CoreDNS pods: %q, want all Running", phases)
+	}
+	checkPodNetwork(t, l, cp, "lab2", "lab3")
+
+	t.Run("rerun changes nothing", func(t *testing.T) {
+		start := time.Now()
+		runKprep(t, l, 0, "apply", "-i", inv).requireAllUnchanged(t)
+		t.Logf("rerun of 3 hosts: %s", time.Since(start).Round(time.Millisecond))
+		runKprep(t, l, 0, "plan", "-i", inv)
+	})
+
+	t.Run("kubelet stopped and disabled", func(t *testing.T) {
+		hostSh(t, l, "lab3", "systemctl disable --now kubelet.service")
+		plan := runKprep(t, l, 2, "plan", "-i", inv)
+		if s := plan.step(t, "lab3", "kube/join-worker"); s.Status != "pending" || len(s.Changes) != 1 || !strings.Contains(s.Changes[0].Summary, "the kubelet is inactive (at boot: disabled)") {
+			t.Errorf("plan: %+v", s)
+		}
+		rep := runKprep(t, l, 0, "apply", "-i", inv)
+		if s := rep.step(t, "lab3", "kube/join-worker"); s.Status != "changed" {
+			t.Errorf("apply: %+v", s)
+		}
+		requireOnlyOn(t, rep, "lab3")
+		runKprep(t, l, 0, "plan", "-i", inv)
+	})
+
+	t.Run("node deleted from the API", func(t *testing.T) {
+		kubectlOn(t, l, cp, "delete node lab2")
+		plan := runKprep(t, l, 2, "plan", "-i", inv)
+		if s := plan.step(t, "lab2", "kube/join-worker"); !strings.Contains(fmt.Sprint(s.Changes), "the API server has no Node lab2") {
+			t.Errorf("plan: %+v", s)
+		}
+		rep := runKprep(t, l, 0, "apply", "-i", inv)
+		requireOnlyOn(t, rep, "lab2")
+		nodesReady(t, l, cp, "lab2")
+		runKprep(t, l, 0, "plan", "-i", inv)
+	})
+
+	t.Run("join cut off", func(t *testing.T) {
+		// lab3 leaves the cluster, then a join of its own is killed as soon
+		// as kubeadm has written the kubelet's bootstrap kubeconfig: the
+		// kubelet never got its own.
+		kubectlOn(t, l, cp, "delete node lab3")
+		hostSh(t, l, "lab3", "kubeadm reset -f >/dev/null 2>&1")
+		join := kubectlOn(t, l, cp, "version >/dev/null && kubeadm token create --ttl 10m --print-join-command --kubeconfig /etc/kubernetes/admin.conf")
+		hostSh(t, l, "lab3", "("+join+" >/tmp/cut-join.log 2>&1 &) ; i=0; until [ -e /etc/kubernetes/bootstrap-kubelet.conf ]; do i=$((i+1)); [ $i -gt 3000 ] && exit 1; sleep 0.1; done; pkill -9 -f 'kubeadm join'; systemctl stop kubelet; rm -f /etc/kubernetes/kubelet.conf")
+		kubectlOn(t, l, cp, "delete node lab3 --ignore-not-found")
+		plan := runKprep(t, l, 2, "plan", "-i", inv)
+		if s := plan.step(t, "lab3", "kube/join-worker"); !strings.Contains(fmt.Sprint(s.Changes), "an earlier kubeadm join was cut off") {
+			t.Errorf("plan: %+v", s)
+		}
+		rep := runKprep(t, l, 0, "apply", "-i", inv)
+		requireOnlyOn(t, rep, "lab3")
+		nodesReady(t, l, cp, "lab3")
+		runKprep(t, l, 0, "plan", "-i", inv)
+	})
+
+	t.Run("a fourth host joins alone", func(t *testing.T) {
+		inv4 := kubeInventory(t, l, []string{"lab1", "lab2", "lab3", "lab4"}, []string{cp}, nil)
+		rep := runKprep(t, l, 0, "apply", "-i", inv4)
+		requireOnlyOn(t, rep, "lab4")
+		// The token the join used was made on the control plane.
+		if s := rep.step(t, "lab4", "kube/join-worker"); !containsPrefix(s.Commands, "lab1: kubeadm token create ***") {
+			t.Errorf("lab4's join ran %q, want a token made on lab1 (masked)", s.Commands)
+		}
+		nodesReady(t, l, cp, "lab1", "lab2", "lab3", "lab4")
+		runKprep(t, l, 0, "apply", "-i", inv4).requireAllUnchanged(t)
+		if tokens := kubectlOn(t, l, cp, "-n kube-system get secrets --field-selector type=bootstrap.kubernetes.io/token -o name"); tokens != "" {
+			t.Errorf("join tokens left after the run: %s", tokens)
+		}
+	})
+}
+
+// requireOnlyOn checks that only host's steps did anything.
+func requireOnlyOn(t *testing.T, rep kprepReport, host string) {
+	t.Helper()
+	for _, c := range rep.changed() {
+		if !strings.HasPrefix(c, host+" ") {
+			t.Errorf("a step changed on another host than %s: %s", host, c)
+		}
+	}
+}
+
+// checkPodNetwork runs a pod on each of two workers and checks one
+// reaches the other across nodes, through a Service's ClusterIP, and that
+// the cluster DNS resolves kubernetes.default.
+func checkPodNetwork(t *testing.T, l *lab.Lab, cp, a, b string) {
+	t.Helper()
+	image := l.RegistryAddr() + "/lab/toolbox:1"
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  nodeName: %[1]s
+  containers: [{name: web, image: %[3]s, command: [sh, -c, "echo hello-from-%[1]s > /tmp/index.html && httpd -f -p 8080 -h /tmp"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeName: %[2]s
+  containers: [{name: client, image: %[3]s, command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`, a, b, image)
+	hostShInput(t, l, cp, []byte(manifest), "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -")
+	kubectlOn(t, l, cp, "wait --for=condition=Ready pod/web pod/client --timeout=3m")
+	podIP := kubectlOn(t, l, cp, "get pod web -o jsonpath={.status.podIP}")
+	svcIP := kubectlOn(t, l, cp, "get service web -o jsonpath={.spec.clusterIP}")
+	for what, url := range map[string]string{"pod to pod across nodes": "http://" + podIP + ":8080/", "Service ClusterIP": "http://" + svcIP + "/", "Service by name": "http://web.default.svc.cluster.local/"} {
+		if got := kubectlOn(t, l, cp, "exec client -- wget -qO- -T 10 "+url); got != "hello-from-"+a {
+			t.Errorf("%s (%s): %q", what, url, got)
+		}
+	}
+	if got := kubectlOn(t, l, cp, "exec client -- nslookup kubernetes.default.svc.cluster.local"); !strings.Contains(got, "10.96.0.1") {
+		t.Errorf("kubernetes.default does not resolve to 10.96.0.1 in a pod:\n%s", got)
+	}
+}
