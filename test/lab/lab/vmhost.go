@@ -141,7 +141,8 @@ func qemuArgs(v *vmSpec, img vmImage, id instance.ID, h hostState, stateDir stri
 		"-drive", "file=" + vp.SeedImg + ",if=none,id=seed,format=raw,readonly=on",
 		"-device", "virtio-blk-pci,drive=seed",
 		"-netdev", "tap,id=net0,ifname=" + tap + ",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=net0,mac=" + vmMAC(id, h.Address),
+		// No option ROM (ipxe-qemu's): the kernel boots directly.
+		"-device", "virtio-net-pci,netdev=net0,romfile=,mac=" + vmMAC(id, h.Address),
 	}
 }
 
