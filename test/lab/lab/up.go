@@ -281,7 +281,9 @@ func buildImages(ctx context.Context, o Options, log *logger) (*builtImages, err
 				return err
 			}
 			defer unlock()
-			img, err := buildVMImage(gctx, o, lookupVM(name), log)
+			// Not gctx: another build's failure does not throw away many
+			// minutes of this one; it finishes into the cache first.
+			img, err := buildVMImage(ctx, o, lookupVM(name), log)
 			mu.Lock()
 			b.vms[name] = img
 			mu.Unlock()
