@@ -69,10 +69,12 @@ func carried(lines []string, e hostEntry) bool {
 
 // wantHosts returns /etc/hosts with kprep's block holding exactly the
 // cluster hosts that the rest of the file does not carry already, and the
-// entries that were missing. Lines outside the block stay as they are; no
-// block is written when the file carries every host itself.
+// entries that were missing. Lines outside the block stay as they are, and
+// the block stays where it is (other lines may follow it: kube/endpoint's);
+// a new block goes at the end. No block is written when the file carries
+// every host itself.
 func wantHosts(current string, entries []hostEntry) (string, []hostEntry) {
-	outside, block, _ := splitHostsBlock(current)
+	outside, block, found := splitHostsBlock(current)
 	var need, missing []hostEntry
 	for _, e := range entries {
 		if carried(outside, e) {
@@ -83,26 +85,49 @@ func wantHosts(current string, entries []hostEntry) (string, []hostEntry) {
 			missing = append(missing, e)
 		}
 	}
-	var b strings.Builder
-	for _, line := range outside {
-		if line == "" && b.Len() == 0 {
-			continue
-		}
-		b.WriteString(line + "\n")
-	}
-	text := strings.TrimRight(b.String(), "\n")
-	if text != "" {
-		text += "\n"
-	}
+	var newBlock []string
 	if len(need) > 0 {
-		if text != "" {
-			text += "\n"
-		}
-		text += hostsBegin + "\n"
+		newBlock = append(newBlock, hostsBegin)
 		for _, e := range need {
-			text += fmt.Sprintf("%s %s\n", e.Address, e.Name)
+			newBlock = append(newBlock, fmt.Sprintf("%s %s", e.Address, e.Name))
 		}
-		text += hostsEnd + "\n"
+		newBlock = append(newBlock, hostsEnd)
 	}
-	return text, missing
+	var out []string
+	placed := false
+	inBlock := false
+	for _, line := range strings.Split(strings.TrimSuffix(current, "\n"), "\n") {
+		switch {
+		case strings.TrimSpace(line) == hostsBegin:
+			inBlock = true
+			if !placed {
+				out = append(out, newBlock...)
+				placed = true
+			}
+		case inBlock && strings.TrimSpace(line) == hostsEnd:
+			inBlock = false
+		case inBlock:
+		default:
+			out = append(out, line)
+		}
+	}
+	if !found && len(newBlock) > 0 {
+		for len(out) > 0 && out[len(out)-1] == "" {
+			out = out[:len(out)-1]
+		}
+		if len(out) > 0 {
+			out = append(out, "")
+		}
+		out = append(out, newBlock...)
+	}
+	for len(out) > 0 && out[0] == "" {
+		out = out[1:]
+	}
+	for len(out) > 0 && out[len(out)-1] == "" {
+		out = out[:len(out)-1]
+	}
+	if len(out) == 0 {
+		return "", missing
+	}
+	return strings.Join(out, "\n") + "\n", missing
 }

@@ -21,6 +21,7 @@ func TestWantHosts(t *testing.T) {
 		{"converged", withBlock, withBlock, nil},
 		{"user carries one", stock + "192.168.77.12 w1 w1.lab\n", stock + "192.168.77.12 w1 w1.lab\n\n" + hostsBegin + "\n192.168.77.11 cp1\n" + hostsEnd + "\n", []hostEntry{{"192.168.77.11", "cp1"}}},
 		{"user carries all: no block", stock + "192.168.77.11 cp1\n192.168.77.12 w1\n", stock + "192.168.77.11 cp1\n192.168.77.12 w1\n", nil},
+		{"a line after the block stays after it", withBlock + "192.168.77.11 api.internal # kprep: the API endpoint\n", withBlock + "192.168.77.11 api.internal # kprep: the API endpoint\n", nil},
 		{"stale entry in block", stock + "\n" + hostsBegin + "\n192.168.77.99 cp1\n192.168.77.12 w1\n" + hostsEnd + "\n", withBlock, []hostEntry{{"192.168.77.11", "cp1"}}},
 	}
 	for _, tt := range tests {

@@ -142,6 +142,10 @@ func (PackagesStep) Apply(ctx context.Context, t provision.Target, in provision.
 		install := yumInstall
 		if in.Facts.Family == facts.FamilyDebian {
 			install = aptInstall
+			// apt-get install --allow-change-held-packages of another
+			// version lifts the package's hold (seen on the lab's Ubuntu
+			// 22.04): hold them all again after every install.
+			hold = kubePackages
 		}
 		if err := install(ctx, t, in, installs); err != nil {
 			return err
@@ -160,14 +164,14 @@ func (PackagesStep) Apply(ctx context.Context, t provision.Target, in provision.
 	return nil
 }
 
-// yumKube runs yum on the Kubernetes packages: the repo file excludes them
-// from every other yum run.
-var yumKube = []string{"--disableexcludes=" + yumRepoID, "--setopt=skip_if_unavailable=1"}
+// yumLiftExclude lets kprep's own yum runs see the Kubernetes packages,
+// which the repo file excludes from every other yum run.
+const yumLiftExclude = "--disableexcludes=" + yumRepoID
 
 func yumInstall(ctx context.Context, t provision.Target, in provision.Input, installs []pkgInstall) error {
 	var available map[string][]string
 	if pinnedAmong(installs) {
-		line := shell.Join("yum", "-q", "--disablerepo=*", "--enablerepo="+yumRepoID, "--disableexcludes="+yumRepoID,
+		line := shell.Join("yum", "-q", "--disablerepo=*", "--enablerepo="+yumRepoID, yumLiftExclude,
 			"list", "--showduplicates", "kubelet", "kubeadm", "kubectl")
 		res, err := t.Run(ctx, transport.Command{Line: line, Timeout: runtime.MetadataTimeout})
 		if err != nil {
@@ -188,8 +192,10 @@ func yumInstall(ctx context.Context, t provision.Target, in provision.Input, ins
 		if len(step.specs) == 0 {
 			continue
 		}
-		args := append(append([]string{"yum", step.verb, "-y"}, yumKube...), step.specs...)
-		if _, err := t.Run(ctx, transport.Command{Line: shell.Join(args...), Timeout: runtime.InstallTimeout}); err != nil {
+		// The Kubernetes repo alone first, every repo (with short timeouts)
+		// only when a dependency such as conntrack lives elsewhere.
+		line := runtime.YumTransaction(step.verb, []string{yumRepoID}, append([]string{yumLiftExclude}, step.specs...))
+		if _, err := t.Run(ctx, transport.Command{Line: line, Timeout: runtime.InstallTimeout}); err != nil {
 			return fmt.Errorf("%s the Kubernetes packages: %w", step.verb, err)
 		}
 	}
@@ -216,7 +222,8 @@ func aptInstall(ctx context.Context, t provision.Target, in provision.Input, ins
 		return err
 	}
 	// A held package moves only with --allow-change-held-packages, which
-	// kprep gives for the version the inventory asks for; the hold stays.
+	// kprep gives for the version the inventory asks for; Apply holds the
+	// packages again afterwards, since apt lifts the hold of one it moves.
 	args := append([]string{"apt-get", "install", "-y", "--allow-downgrades", "--allow-change-held-packages",
 		"-o", "Dpkg::Options::=--force-confold"}, append(downgrade, install...)...)
 	if _, err := t.Run(ctx, transport.Command{Line: "DEBIAN_FRONTEND=noninteractive " + shell.Join(args...), Timeout: runtime.InstallTimeout}); err != nil {

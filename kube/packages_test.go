@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kprep/kprep/provision/steptest"
+	"github.com/kprep/kprep/runtime"
 )
 
 // rpmState is the packages probe of an EL host with kubelet, kubeadm and
@@ -76,7 +77,8 @@ func TestPackagesApplyYum(t *testing.T) {
 	apply(t, PackagesStep{}, in, mustDiff(t, PackagesStep{}, in), host)
 	want := []string{
 		"yum -q '--disablerepo=*' --enablerepo=kubernetes --disableexcludes=kubernetes list --showduplicates kubelet kubeadm kubectl",
-		"yum install -y --disableexcludes=kubernetes --setopt=skip_if_unavailable=1 kubelet-1.34.4-150500.1.1 kubeadm-1.34.4-150500.1.1 kubectl-1.34.4-150500.1.1 kubernetes-cni",
+		runtime.YumTransaction("install", []string{"kubernetes"}, []string{"--disableexcludes=kubernetes",
+			"kubelet-1.34.4-150500.1.1", "kubeadm-1.34.4-150500.1.1", "kubectl-1.34.4-150500.1.1", "kubernetes-cni"}),
 		"systemctl enable kubelet",
 	}
 	if diff := cmp.Diff(want, host.Ran); diff != "" {
@@ -87,7 +89,7 @@ func TestPackagesApplyYum(t *testing.T) {
 	in = input(c, rocky9, rpmState("1.35.0", "enabled"))
 	host = &steptest.FakeHost{Replies: map[string]string{"yum -q": yumList}}
 	apply(t, PackagesStep{}, in, mustDiff(t, PackagesStep{}, in), host)
-	if got := host.Ran[1]; got != "yum downgrade -y --disableexcludes=kubernetes --setopt=skip_if_unavailable=1 kubelet-1.34.4-150500.1.1 kubeadm-1.34.4-150500.1.1 kubectl-1.34.4-150500.1.1" {
+	if got := host.Ran[1]; !strings.HasPrefix(got, "out=$(yum downgrade -y '--disablerepo=*' --enablerepo=kubernetes --disableexcludes=kubernetes kubelet-1.34.4-150500.1.1 kubeadm-1.34.4-150500.1.1 kubectl-1.34.4-150500.1.1 2>&1)") {
 		t.Errorf("downgrade: %s", got)
 	}
 
@@ -97,6 +99,24 @@ func TestPackagesApplyYum(t *testing.T) {
 	err := PackagesStep{}.Apply(t.Context(), (&steptest.FakeHost{Replies: map[string]string{"yum -q": yumList}}).Target(&c.Hosts[0]), in, mustDiff(t, PackagesStep{}, in))
 	if err == nil || !strings.Contains(err.Error(), "kubelet 1.34.9 is not in the Kubernetes repo http://192.168.77.1:8080/kubernetes-new/core/stable/v1.34, which has these versions: 1.34.3, 1.34.4; set kubernetes.version to one of them") {
 		t.Errorf("missing version: %v", err)
+	}
+}
+
+// TestPackagesAptHoldsAgainAfterAMove pins what the lab showed: apt lifts
+// the hold of a package it installs at another version, so kprep holds
+// them again after every install, even when they were all held before.
+func TestPackagesAptHoldsAgainAfterAMove(t *testing.T) {
+	c := labCluster(t)
+	in := input(c, ubuntu, "deb kubelet 1.34.3-1.1 ii \ndeb kubeadm 1.34.3-1.1 ii \ndeb kubectl 1.34.3-1.1 ii \ndeb kubernetes-cni 1.5.1-1.1 ii \n"+
+		"held=kubeadm kubectl kubelet kubernetes-cni\nkubelet=enabled\n")
+	changes := mustDiff(t, PackagesStep{}, in)
+	if diff := cmp.Diff([]string{"kubelet", "kubeadm", "kubectl"}, steptest.Keys(changes)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	host := &steptest.FakeHost{Replies: map[string]string{"apt-cache madison": " kubelet | 1.34.4-1.1 | x\n kubeadm | 1.34.4-1.1 | x\n kubectl | 1.34.4-1.1 | x\n"}}
+	apply(t, PackagesStep{}, in, changes, host)
+	if last := host.Ran[len(host.Ran)-1]; last != "apt-mark hold kubelet kubeadm kubectl kubernetes-cni" {
+		t.Errorf("last command %q, want the packages held again", last)
 	}
 }
 

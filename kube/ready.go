@@ -26,7 +26,7 @@ func (ReadyStep) Name() string { return "kube/ready" }
 // After implements provision.Sequenced: Ready needs the CNI, and a host's
 // Node needs its join.
 func (ReadyStep) After() []string {
-	return []string{"kube/init", "kube/join-control-plane", "kube/join-worker"}
+	return []string{"kube/init", "kube/cni", "kube/join-control-plane", "kube/join-worker"}
 }
 
 // readyWork is what ReadyStep waits for.
@@ -104,7 +104,10 @@ func (ReadyStep) Apply(ctx context.Context, t provision.Target, in provision.Inp
 		case ch.Data.Node:
 			wait = kubectl(kubeconfig, "wait", "--for=condition=Ready", "node/"+h.Name, "--timeout="+timeout.String())
 		case ch.Data.CoreDNS:
-			wait = kubectl(adminConf, "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout="+timeout.String())
+			// wait, not rollout status: a Deployment past its progress
+			// deadline (pods waiting for a CNI longer than 10 minutes)
+			// makes rollout status fail at once, even as its pods come up.
+			wait = kubectl(adminConf, "-n", "kube-system", "wait", "--for=condition=Available", "deployment/coredns", "--timeout="+timeout.String())
 		}
 		// kubectl wait's own --timeout ends it; the command's bound is a
 		// little longer so that its message, not ours, says what happened.

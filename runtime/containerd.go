@@ -66,7 +66,8 @@ func (ContainerdStep) Diff(in provision.Input) ([]provision.Planned[[]byte], err
 			return nil, fmt.Errorf("`containerd config default` printed a config kprep cannot read (%v)", err)
 		}
 	}
-	want, reasons, err := wantContainerdConfig(cur, exists, defaults, containerdMajor(st.Values["version"]), sandboxImage(in.Cluster))
+	want, reasons, err := wantContainerdConfig(cur, exists, defaults, containerdMajor(st.Values["version"]),
+		criSettings{Sandbox: sandboxImage(in.Cluster), RestrictOOMScoreAdj: in.Cluster.Kubernetes.Containerd.RestrictOOMScoreAdj})
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.z
 `
 	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, containerdState(user, containerd16, "")))
 	want := []string{"/etc/containerd/config.toml: disabled_plugins switches off io.containerd.grpc.v1.cri; " +
-		"the sandbox image is not set, want 192.168.77.1:5000/google_containers/pause:3.10.1; no runc runtime is defined; " +
+		"the sandbox image is not set, want 192.168.77.1:5000/google_containers/pause:3.10.1; the CRI's cni.bin_dir is not set, want /opt/cni/bin; the CRI's cni.conf_dir is not set, want /etc/cni/net.d; no runc runtime is defined; " +
 		"runc's SystemdCgroup is not true (kubelet uses the systemd cgroup driver)"}
 	if diff := cmp.Diff(want, summariesOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
@@ -165,6 +165,29 @@ func TestContainerdReadsTheConfig(t *testing.T) {
 	for _, want := range []string{"SystemdCgroup = true", `sandbox_image = "192.168.77.1:5000/google_containers/pause:3.10.1"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("containerd config dump lacks %q", want)
+		}
+	}
+}
+
+// kubernetes.containerd.restrictOOMScoreAdj lands where each config
+// version keeps it, and a config that has it as asked is left alone.
+func TestContainerdRestrictOOMScoreAdj(t *testing.T) {
+	for _, version := range []int64{2, 3} {
+		cur := map[string]any{"version": version}
+		want, reasons, err := wantContainerdConfig(cur, true, nil, int(version)-1, criSettings{Sandbox: "p:1", RestrictOOMScoreAdj: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := criKeysFor(version)
+		if got, _ := lookup(want, keys.oomAdj).(bool); !got {
+			t.Errorf("version %d: restrict_oom_score_adj not set: %v", version, want)
+		}
+		if !strings.Contains(strings.Join(reasons, "; "), "restrict_oom_score_adj is false, want true") {
+			t.Errorf("version %d: reasons %q", version, reasons)
+		}
+		_, again, _ := wantContainerdConfig(want, true, nil, int(version)-1, criSettings{Sandbox: "p:1", RestrictOOMScoreAdj: true})
+		if len(again) != 0 {
+			t.Errorf("version %d: converged config still differs: %q", version, again)
 		}
 	}
 }

@@ -24,6 +24,8 @@ import (
 // version.
 type criKeys struct {
 	sandbox  []string // the pod sandbox (pause) image
+	oomAdj   []string // restrict_oom_score_adj
+	cni      []string // the CNI table: bin_dir, conf_dir
 	registry []string // the CRI's registry table (config_path, mirrors)
 	runc     []string // the runc runtime's table
 	disabled []string // plugin names that, disabled, switch CRI off
@@ -35,6 +37,8 @@ func criKeysFor(version int64) criKeys {
 	if version >= 3 {
 		return criKeys{
 			sandbox:  []string{"plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox"},
+			oomAdj:   []string{"plugins", "io.containerd.cri.v1.runtime", "restrict_oom_score_adj"},
+			cni:      []string{"plugins", "io.containerd.cri.v1.runtime", "cni"},
 			registry: []string{"plugins", "io.containerd.cri.v1.images", "registry"},
 			runc:     []string{"plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc"},
 			disabled: []string{"cri", "io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images"},
@@ -42,6 +46,8 @@ func criKeysFor(version int64) criKeys {
 	}
 	return criKeys{
 		sandbox:  []string{"plugins", "io.containerd.grpc.v1.cri", "sandbox_image"},
+		oomAdj:   []string{"plugins", "io.containerd.grpc.v1.cri", "restrict_oom_score_adj"},
+		cni:      []string{"plugins", "io.containerd.grpc.v1.cri", "cni"},
 		registry: []string{"plugins", "io.containerd.grpc.v1.cri", "registry"},
 		runc:     []string{"plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", "runc"},
 		disabled: []string{"cri", "io.containerd.grpc.v1.cri"},
@@ -97,7 +103,21 @@ func containerdMajor(versionOutput string) int {
 // containerd cannot read) is replaced by `containerd config default`'s
 // output; any other keeps every key the user set, and only the CRI
 // settings change.
-func wantContainerdConfig(cur map[string]any, exists bool, defaults map[string]any, major int, sandbox string) (map[string]any, []string, error) {
+// Where the CNI plugins and their configuration live, for kubeadm's
+// kubernetes-cni package, flannel and Calico alike.
+const (
+	cniBinDir  = "/opt/cni/bin"
+	cniConfDir = "/etc/cni/net.d"
+)
+
+// criSettings are the inventory's CRI settings kprep keeps in config.toml.
+type criSettings struct {
+	Sandbox             string
+	RestrictOOMScoreAdj bool
+}
+
+func wantContainerdConfig(cur map[string]any, exists bool, defaults map[string]any, major int, cri criSettings) (map[string]any, []string, error) {
+	sandbox := cri.Sandbox
 	var reasons []string
 	base := cur
 	switch {
@@ -151,6 +171,21 @@ func wantContainerdConfig(cur map[string]any, exists bool, defaults map[string]a
 		if got, _ := lookup(want, configPath).(string); got != containerdCertsDir {
 			reasons = append(reasons, fmt.Sprintf("registry.config_path is %s, want %s (where kprep writes the CRI's mirrors and insecure registries)", orNotSet(got), containerdCertsDir))
 			set(want, configPath, containerdCertsDir)
+		}
+	}
+	if got, _ := lookup(want, keys.oomAdj).(bool); got != cri.RestrictOOMScoreAdj {
+		reasons = append(reasons, fmt.Sprintf("restrict_oom_score_adj is %v, want %v (kubernetes.containerd.restrictOOMScoreAdj)", got, cri.RestrictOOMScoreAdj))
+		set(want, keys.oomAdj, cri.RestrictOOMScoreAdj)
+	}
+	// Where kubernetes-cni and the CNI's own installer put the plugins and
+	// their configuration; a distribution's containerd may look elsewhere
+	// (Debian's looks in /usr/lib/cni), and then no pod gets a network.
+	for _, kv := range [][2]string{{"bin_dir", cniBinDir}, {"conf_dir", cniConfDir}} {
+		key, dir := kv[0], kv[1]
+		path := append(slices.Clone(keys.cni), key)
+		if got, _ := lookup(want, path).(string); got != dir {
+			reasons = append(reasons, fmt.Sprintf("the CRI's cni.%s is %s, want %s", key, orNotSet(got), dir))
+			set(want, path, dir)
 		}
 	}
 	runc := append(slices.Clone(keys.runc), "runtime_type")

@@ -96,11 +96,14 @@ func TestConfigPathLeftAloneBesideInlineMirrors(t *testing.T) {
   SystemdCgroup = true
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "k8s/pause:3.10.1"
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "/opt/cni/bin"
+  conf_dir = "/etc/cni/net.d"
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, reasons, err := wantContainerdConfig(cur, true, nil, 1, "k8s/pause:3.10.1")
+	_, reasons, err := wantContainerdConfig(cur, true, nil, 1, criSettings{Sandbox: "k8s/pause:3.10.1"})
 	if err != nil || len(reasons) != 0 {
 		t.Errorf("a config with inline mirrors got %v, %v; containerd refuses config_path beside them", reasons, err)
 	}

@@ -44,10 +44,14 @@ func TestRuntimeTemplatesAreListed(t *testing.T) {
 	}
 }
 
-// Every file kprep writes whole starts with the marker, so a later run
-// knows it may replace or remove it.
+// Every file kprep writes whole on a host starts with the marker, so a
+// later run knows it may replace or remove it. The starter inventory is
+// the user's file, printed once by kprep init, not one kprep keeps.
 func TestEveryTemplateIsMarkedAsKpreps(t *testing.T) {
 	for name := range parsed {
+		if name == "cluster-starter.yaml" {
+			continue
+		}
 		text, err := files.ReadFile("files/" + name)
 		if err != nil {
 			t.Fatal(err)

@@ -55,7 +55,7 @@ and step. plan shows the same without touching anything.`,
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.inventory, "inventory", "i", "cluster.yaml", "inventory file")
 	pf.StringSliceVar(&g.hosts, "hosts", nil, "work on these hosts only (comma-separated names)")
-	pf.StringArrayVar(&g.phases, "phase", nil, "run only this phase: "+strings.Join(phaseNames(), ", ")+" (repeatable)")
+	pf.StringSliceVar(&g.phases, "phase", nil, "run only these phases: "+strings.Join(phaseNames(), ", ")+" (repeatable, or comma-separated)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.IntVar(&g.concurrency, "concurrency", 0, "hosts worked on at once (default: the inventory's concurrency)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "show every command run on the hosts")

@@ -243,6 +243,7 @@ func (g *generator) kubeletConfiguration() kubeletConfiguration {
 		// kprep's runtime steps set containerd's SystemdCgroup and dockerd's
 		// native.cgroupdriver to systemd; the kubelet must match them.
 		CgroupDriver: "systemd",
+		EvictionHard: g.c.Kubernetes.Kubelet.EvictionHard,
 	}
 	if fail := g.c.Kubernetes.Kubelet.FailCgroupV1; fail != nil && g.minor >= failCgroupV1FromMinor {
 		v := *fail

@@ -100,6 +100,8 @@ type kubeletConfiguration struct {
 	CgroupDriver string `yaml:"cgroupDriver"`
 	// FailCgroupV1 is left out before Kubernetes 1.31, whose kubelet lacks it.
 	FailCgroupV1 *bool `yaml:"failCgroupV1,omitempty"`
+	// EvictionHard is the inventory's, when it sets one.
+	EvictionHard map[string]string `yaml:"evictionHard,omitempty"`
 }
 
 type kubeProxyConfiguration struct {

@@ -264,7 +264,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"unknown_field.yaml", []string{
 			`7:5: hosts[0].adress: unknown field; did you mean "address"?`,
 			`11:3: kubernetes.podCIDR: unknown field; did you mean "podSubnet"?`,
-			`12:3: kubernetes.flavour: unknown field; known fields are version, repo, imageRepository, cri, podSubnet, serviceSubnet, controlPlaneEndpoint, localEndpoint, cni, sandboxImage, criDockerd, namespaces, kubeProxy, kubelet, joinTokenTTL, readyTimeout, flannel, calico`}},
+			`12:3: kubernetes.flavour: unknown field; known fields are version, repo, imageRepository, cri, podSubnet, serviceSubnet, controlPlaneEndpoint, localEndpoint, cni, sandboxImage, criDockerd, containerd, namespaces, kubeProxy, kubelet, joinTokenTTL, readyTimeout, flannel, calico`}},
 		{"password_field.yaml", []string{
 			`7:3: ssh.password: unknown field; kprep never reads a password from the file: export it in an environment variable and give that variable's name in passwordEnv or sudoPasswordEnv`}},
 		{"duplicate_key.yaml", []string{

@@ -177,6 +177,9 @@ type Kubernetes struct {
 	SandboxImage string `yaml:"sandboxImage"`
 	// CRIDockerd is where cri-dockerd comes from when cri is cri-dockerd.
 	CRIDockerd CRIDockerd `yaml:"criDockerd"`
+	// Containerd holds containerd's CRI settings beyond the sandbox image
+	// (cri: containerd).
+	Containerd Containerd `yaml:"containerd"`
 	// Namespaces are created once the cluster is up, and made again if
 	// deleted; kprep never deletes one, even when it leaves this list.
 	Namespaces []string `yaml:"namespaces"`
@@ -236,6 +239,11 @@ type Kubelet struct {
 	// Kubernetes 1.35, true from 1.35. Set false to run 1.35+ on cgroup v1
 	// (CentOS 7), which Kubernetes keeps only in maintenance mode.
 	FailCgroupV1 *bool `yaml:"failCgroupV1"`
+	// EvictionHard replaces the kubelet's hard eviction thresholds
+	// (signal: quantity or percentage, "nodefs.available": "5%"); unset
+	// keeps the kubelet's defaults. Set at kubeadm init: kubeadm hands the
+	// cluster's kubelet configuration to every node that joins.
+	EvictionHard map[string]string `yaml:"evictionHard"`
 }
 
 // Flannel is the flannel CNI's configuration.
@@ -257,6 +265,17 @@ type Calico struct {
 	// ImageRegistry holds Calico's images under their upstream paths
 	// (calico/node, calico/cni, calico/kube-controllers).
 	ImageRegistry string `yaml:"imageRegistry"`
+}
+
+// Containerd is the part of containerd's CRI configuration kprep lets you
+// set.
+type Containerd struct {
+	// RestrictOOMScoreAdj makes containerd never give a container an
+	// oom_score_adj below its own. Needed where the runtime may not lower
+	// it: hosts that are themselves containers without CAP_SYS_RESOURCE
+	// (kind's nodes, the kprep lab's hosts), where every pod sandbox fails
+	// to start otherwise. Leave it false on machines.
+	RestrictOOMScoreAdj bool `yaml:"restrictOOMScoreAdj"`
 }
 
 // CRIDockerd is the cri-dockerd release kprep installs: it ships no

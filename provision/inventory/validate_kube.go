@@ -61,6 +61,15 @@ func (v *validator) kubeProxy() {
 
 func (v *validator) kubelet() {
 	k := &v.c.Kubernetes
+	for _, signal := range slices.Sorted(maps.Keys(k.Kubelet.EvictionHard)) {
+		p := fieldPath("kubernetes.kubelet.evictionHard", signal)
+		switch value := k.Kubelet.EvictionHard[signal]; {
+		case !slices.Contains(evictionSignals, signal):
+			v.errorf(p, "%q is not an eviction signal; use one of %s", clip(signal), strings.Join(evictionSignals, ", "))
+		case !evictionValue.MatchString(value):
+			v.errorf(p, "%q is not a threshold; write a percentage (5%%) or a quantity (500Mi)", clip(value))
+		}
+	}
 	if minor, ok := k.Minor(); ok && minor < 31 && k.Kubelet.FailCgroupV1 != nil && *k.Kubelet.FailCgroupV1 {
 		v.errorf("kubernetes.kubelet.failCgroupV1", "the kubelet has this setting from Kubernetes 1.31; remove it for %s", k.Version)
 	}
@@ -203,3 +212,9 @@ func (v *validator) taints(hostPath string, h *Host) {
 func isDNSLabel(s string) bool { return len(s) <= 63 && dnsLabelOnly.MatchString(s) }
 
 var dnsLabelOnly = regexp.MustCompile(`^` + dnsLabel + `$`)
+
+// evictionSignals are the kubelet's hard eviction signals on Linux.
+var evictionSignals = []string{"memory.available", "nodefs.available", "nodefs.inodesFree", "imagefs.available", "imagefs.inodesFree", "containerfs.available", "containerfs.inodesFree", "pid.available"}
+
+// evictionValue is a threshold: a percentage or a resource quantity.
+var evictionValue = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?%|[0-9]+(\.[0-9]+)?([KMGTPE]i?|[kmgtpe])?)$`)

@@ -18,3 +18,25 @@ func TestLocalEndpointNameMustBeItsOwn(t *testing.T) {
 		}
 	}
 }
+
+func TestEvictionHard(t *testing.T) {
+	base := headerNoKube + "hosts: [{name: cp1, address: 10.0.0.1, roles: [control-plane]}]\n"
+	ok := base + "kubernetes: {version: 1.34.4, kubelet: {evictionHard: {nodefs.available: 1%, memory.available: 100Mi, imagefs.available: '0.5%'}}}\n"
+	c, err := Parse("c.yaml", []byte(ok), testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Kubernetes.Kubelet.EvictionHard["memory.available"]; got != "100Mi" {
+		t.Errorf("memory.available = %q", got)
+	}
+	bad := base + "kubernetes: {version: 1.34.4, kubelet: {evictionHard: {disk.available: 1%, nodefs.available: lots}}}\n"
+	_, err = Parse("c.yaml", []byte(bad), testOptions(t))
+	for _, want := range []string{
+		`kubernetes.kubelet.evictionHard["disk.available"]: "disk.available" is not an eviction signal`,
+		`kubernetes.kubelet.evictionHard["nodefs.available"]: "lots" is not a threshold`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	}
+}

@@ -5,7 +5,7 @@ package starter
 // suites have not installed.
 const (
 	// DockerVersion is the Docker CE version the starter inventory pins.
-	DockerVersion = "24.0.9"
+	DockerVersion = "26.1.5"
 	// KubernetesVersion is the Kubernetes version the starter inventory pins.
 	KubernetesVersion = "1.34.4"
 )

@@ -47,7 +47,8 @@ func TestCloudInitUserData(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	d := startDockerd(t)
-	image := labImage(ctx, t, d, "kprep-cloudinit", systemdContainerScript+cloudInitScript, "", true)
+	images := newTestImages(ctx, t)
+	image := images.image(ctx, t, d, images.cloudInit)
 
 	shipped, err := os.ReadFile(filepath.Join(repoRoot(t), "inventories", "multipass", "user-data"))
 	if err != nil {
@@ -95,6 +96,7 @@ func TestCloudInitUserData(t *testing.T) {
 	}
 
 	name := "kprep-cloudinit-e2e"
+	booted := time.Now()
 	_ = d.docker(ctx, "rm", "-f", name)
 	args := append([]string{"run", "-d", "--name", name, "--hostname", "ci1", "-v", nocloud + ":/var/lib/cloud/seed/nocloud:ro"},
 		systemdContainerArgs(t)...)
@@ -111,6 +113,7 @@ func TestCloudInitUserData(t *testing.T) {
 		log, _ := d.dockerOutput(ctx, "exec", name, "tail", "-n", "40", "/var/log/cloud-init.log")
 		t.Fatalf("cloud-init status: %v\n%s\n%s", err, status, log)
 	}
+	t.Logf("boot and cloud-init: %s", time.Since(booted).Round(100*time.Millisecond))
 	addr, err := d.dockerOutput(ctx, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", name)
 	if err != nil {
 		t.Fatal(err)
@@ -161,28 +164,4 @@ func TestCloudInitUserData(t *testing.T) {
 	if err != nil || strings.TrimSpace(who) != "0" {
 		t.Errorf("sudo -n as kprep: %v %q", err, who)
 	}
-}
-
-// systemdContainerArgs are the docker run flags for a systemd host, the
-// same the shipped Vagrantfile gives its docker provider.
-func systemdContainerArgs(t *testing.T) []string {
-	args := []string{"--cap-add=ALL"}
-	for _, c := range missingCapabilities(t) {
-		args = append(args, "--cap-drop="+c)
-	}
-	return append(args, "--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined",
-		"--security-opt=systempaths=unconfined", "--device-cgroup-rule=a *:* rwm",
-		"--tmpfs=/run", "--tmpfs=/run/lock", "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw",
-		"--stop-signal=SIGRTMIN+3")
-}
-
-func (d dockerd) dockerOutput(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Env = append(os.Environ(), d.env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return out.String(), err
-	}
-	return out.String(), nil
 }

@@ -143,6 +143,8 @@ type reportStep struct {
 	Changes []struct{ Summary, Action string }
 	// Commands is what apply ran for the step.
 	Commands []string
+	// DurationMs is how long the step took on the host.
+	DurationMs int64
 }
 
 // runKprep runs kprep with -o json, wants the exit code, and returns the

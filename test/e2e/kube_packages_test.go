@@ -118,7 +118,7 @@ func TestKubePackagesAndKubelet(t *testing.T) {
 				t.Errorf("kubelet is %s at boot", got)
 			}
 			env := hostSh(t, l, h.Name, "cat /etc/sysconfig/kubelet 2>/dev/null || cat /etc/default/kubelet")
-			if !strings.Contains(env, "KUBELET_EXTRA_ARGS=--node-ip="+h.Address+"\n") {
+			if lines := strings.Split(env, "\n"); lines[len(lines)-1] != "KUBELET_EXTRA_ARGS=--node-ip="+h.Address {
 				t.Errorf("kubelet environment file:\n%s", env)
 			}
 			// The kubelet unit reads it: systemd sees the flag.

@@ -202,35 +202,14 @@ func TestKunpengHostprepAndRuntimeOnARealAarch64Kernel(t *testing.T) {
 	again.requireUnchanged(t, "hostprep/")
 	again.requireUnchanged(t, "runtime/")
 
-	// An arm64 image runs under the VM's dockerd. Until the lab registry
-	// serves multi-platform indexes, its tags are amd64 only: the VM loads
-	// the arm64 build of the same image from the mirror's archive.
-	runArm64Image(t, l, vm.Name)
-}
-
-// runArm64Image loads the mirror's arm64 hello image into the host's
-// dockerd and runs it.
-func runArm64Image(t *testing.T, l *lab.Lab, host string) {
-	t.Helper()
-	var archive, ref string
-	for _, img := range l.MirrorImages("arm64") {
-		if img.Ref == "lab/hello:1" {
-			archive, ref = img.Archive, img.Tags[0]
-		}
-	}
-	if archive == "" {
-		t.Fatalf("the lab built no arm64 lab/hello:1 image")
-	}
-	data, err := os.ReadFile(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostShInput(t, l, host, data, "docker load >/dev/null")
-	out := hostSh(t, l, host, fmt.Sprintf("docker run --rm %s sh -c 'echo hello from $(uname -m)'", ref))
+	// An arm64 image runs under the VM's dockerd, pulled from the lab
+	// registry's multi-platform index of the same tag the x86 hosts pull.
+	ref := l.RegistryAddr() + "/lab/hello:1"
+	out := hostSh(t, l, vm.Name, fmt.Sprintf("docker run --rm %s sh -c 'echo hello from $(uname -m)'", ref))
 	if !strings.Contains(out, "hello from aarch64") {
-		t.Errorf("docker run on %s: %q", host, out)
+		t.Errorf("docker run on %s: %q", vm.Name, out)
 	}
-	if arch := hostSh(t, l, host, "docker image inspect --format '{{.Architecture}}' "+ref); arch != "arm64" {
-		t.Errorf("the image docker ran on %s is %s, want arm64", host, arch)
+	if arch := hostSh(t, l, vm.Name, "docker image inspect --format '{{.Architecture}}' "+ref); arch != "arm64" {
+		t.Errorf("the image docker ran on %s is %s, want arm64", vm.Name, arch)
 	}
 }

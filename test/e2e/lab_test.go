@@ -267,6 +267,19 @@ func ltDocker(t *testing.T, ctx context.Context, l *lab.Lab, host string) {
 	if got := sh("rpm -q --qf '%{VERSION}' docker-ce"); got != v {
 		t.Errorf("docker-ce version %q, want %q", got, v)
 	}
+	// The package holds the dockerd of its version, and that one checks a
+	// config file without starting: a good daemon.json passes, a bad one fails.
+	if got := sh("dockerd --version"); !strings.HasPrefix(got, "Docker version "+v) {
+		t.Errorf("dockerd --version: %q, want %s", got, v)
+	}
+	if got := sh("dockerd --validate --config-file /etc/docker/daemon.json 2>&1"); got != "configuration OK" {
+		t.Errorf("dockerd --validate of the good daemon.json: %q", got)
+	}
+	ltWrite(t, ctx, l, host, "/root/bad-daemon.json", `{"no-such-option": true, "log-level": "loud"}`+"\n")
+	if out, _, err := l.Exec(ctx, host, "sh", "-c", "dockerd --validate --config-file /root/bad-daemon.json 2>&1"); err == nil ||
+		!strings.Contains(string(out), "no-such-option") {
+		t.Errorf("dockerd --validate of a bad daemon.json: %v, %q; want a failure naming the unknown key", err, out)
+	}
 	sh("systemctl start docker")
 	if got := sh("docker info --format '{{.Driver}} {{.CgroupDriver}} {{.CgroupVersion}}'"); got != "overlay2 systemd 1" {
 		t.Errorf("docker info: %q, want overlay2 on the systemd cgroup driver, cgroup v1", got)
@@ -282,39 +295,9 @@ func ltDocker(t *testing.T, ctx context.Context, l *lab.Lab, host string) {
 // and a static pod from the lab's registry.
 func ltKubelet(t *testing.T, ctx context.Context, l *lab.Lab, host string) {
 	reg := l.RegistryAddr()
-	ltWrite(t, ctx, l, host, "/etc/yum.repos.d/lab.repo", ltDockerRepo(l)+`
-[kubernetes]
-name=Kubernetes
-baseurl=`+l.MirrorURL()+`/kubernetes-new/core/stable/v1.34/rpm/
-enabled=1
-gpgcheck=0
-`)
-	// containerd's CRI as the lab notes say: the cgroup driver matches the
-	// kubelet's, the pause image comes from the lab registry, and
-	// restrict_oom_score_adj because the machine lacks CAP_SYS_RESOURCE.
-	ltWrite(t, ctx, l, host, "/etc/containerd/config.toml", `version = 2
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "`+reg+`/google_containers/pause:3.10"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-    runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-      SystemdCgroup = true
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."`+reg+`"]
-    endpoint = ["http://`+reg+`"]
-`)
-	ltWrite(t, ctx, l, host, "/var/lib/kubelet/config.yaml", `apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: systemd
-containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
-staticPodPath: /etc/kubernetes/manifests
-authentication:
-  anonymous: {enabled: true}
-  webhook: {enabled: false}
-authorization: {mode: AlwaysAllow}
-`)
-	ltWrite(t, ctx, l, host, "/etc/systemd/system/kubelet.service.d/20-lab.conf",
-		"[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml\n")
+	ltWrite(t, ctx, l, host, "/etc/yum.repos.d/lab.repo", ltKubeRepos(l))
+	ltContainerdCRI(t, ctx, l, host, reg+"/google_containers/pause:3.10")
+	ltStandaloneKubelet(t, ctx, l, host)
 	ltWrite(t, ctx, l, host, "/etc/kubernetes/manifests/hello.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: hello, namespace: default}
@@ -325,10 +308,7 @@ spec:
     image: `+reg+`/library/hello:latest
 `)
 	sh := ltSh(t, ctx, l, host)
-	// The yum config keeps the file written above: containerd.io does not
-	// replace a changed config.toml.
-	sh("cp /etc/containerd/config.toml /root/config.toml && " +
-		"yum install -y -q --disablerepo='*' --enablerepo=docker-ce-stable --enablerepo=kubernetes containerd.io kubelet-" + lab.KubernetesVersion +
+	sh("yum install -y -q --disablerepo='*' --enablerepo=docker-ce-stable --enablerepo=kubernetes containerd.io kubelet-" + lab.KubernetesVersion +
 		" && cp /root/config.toml /etc/containerd/config.toml")
 	// The kubelet refuses to run with swap on, as on a real host.
 	sh("swapoff -a")
@@ -336,7 +316,7 @@ spec:
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		out, _, _ := l.Exec(ctx, host, "lab-crictl", "ps")
-		if ltRunning(string(out), "hello") {
+		if ltInState(string(out), "hello", "RUNNING") {
 			t.Logf("static pod running:\n%s", out)
 			break
 		}
@@ -349,6 +329,62 @@ spec:
 	if info := sh("lab-crictl info"); !strings.Contains(info, "SystemdCgroup") {
 		t.Logf("lab-crictl info does not mention SystemdCgroup:\n%s", info)
 	}
+}
+
+// ltContainerdCRI writes containerd's config with the CRI on, as kprep
+// sets it up (the lab registry over plain HTTP through a hosts.toml, the
+// sandbox image from there, the systemd cgroup driver), plus
+// restrict_oom_score_adj, which the lab's hosts need (the machine lacks
+// CAP_SYS_RESOURCE). It goes to /root/config.toml: the caller copies it
+// over containerd.io's own after installing it.
+func ltContainerdCRI(t *testing.T, ctx context.Context, l *lab.Lab, host, sandboxImage string) {
+	t.Helper()
+	reg := l.RegistryAddr()
+	ltWrite(t, ctx, l, host, "/root/config.toml", `version = 2
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "`+sandboxImage+`"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      SystemdCgroup = true
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "/etc/containerd/certs.d"
+`)
+	ltWrite(t, ctx, l, host, "/etc/containerd/certs.d/"+reg+"/hosts.toml", `server = "http://`+reg+`"
+[host."http://`+reg+`"]
+  capabilities = ["pull", "resolve"]
+`)
+}
+
+// ltKubeRepos is a yum repo file with the lab mirror's Docker CE and
+// Kubernetes repos.
+func ltKubeRepos(l *lab.Lab) string {
+	return ltDockerRepo(l) + `
+[kubernetes]
+name=Kubernetes
+baseurl=` + l.MirrorURL() + `/kubernetes-new/core/stable/v1.34/rpm/
+enabled=1
+gpgcheck=0
+`
+}
+
+// ltStandaloneKubelet configures the kubelet to run static pods alone
+// (no API server) on containerd's CRI with the systemd cgroup driver.
+func ltStandaloneKubelet(t *testing.T, ctx context.Context, l *lab.Lab, host string) {
+	t.Helper()
+	ltWrite(t, ctx, l, host, "/var/lib/kubelet/config.yaml", `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: systemd
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+staticPodPath: /etc/kubernetes/manifests
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+`)
+	ltWrite(t, ctx, l, host, "/etc/systemd/system/kubelet.service.d/20-lab.conf",
+		"[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml\n")
 }
 
 // ltDockerRepo is a docker-ce.repo for the lab's mirror, laid out like
@@ -375,11 +411,12 @@ func ltSh(t *testing.T, ctx context.Context, l *lab.Lab, host string) func(strin
 	}
 }
 
-// ltRunning reports whether lab-crictl ps lists the container RUNNING.
-func ltRunning(ps, name string) bool {
+// ltInState reports whether lab-crictl ps lists the container in state
+// (RUNNING, EXITED).
+func ltInState(ps, name, state string) bool {
 	for _, line := range strings.Split(ps, "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 3 && f[1] == name && f[2] == "RUNNING" {
+		if len(f) >= 3 && f[1] == name && f[2] == state {
 			return true
 		}
 	}

@@ -110,12 +110,15 @@ func TestRuntimeFreshHosts(t *testing.T) {
 
 // TestRuntimeDrift shows that a key added by hand survives, that a mirror
 // removed by hand comes back with a reload (same PID), and that a version
-// changed in the inventory is planned, then applied; and that dropping the
-// proxy from the inventory removes the drop-in.
+// changed in the inventory is planned, then applied (docker-ce 20.10 up to
+// the lab's 26.1); that dropping the proxy from the inventory removes the
+// drop-in; and that a daemon.json the new dockerd rejects is refused by
+// `dockerd --validate` before it is written.
 func TestRuntimeDrift(t *testing.T) {
 	l := bootLab(t, "rocky9")
 	const host = "lab1"
 	proxy := func(docker map[string]any) {
+		docker["version"] = oldDockerVersion
 		docker["proxy"] = map[string]any{"http": "http://" + l.BridgeAddr() + ":3128", "noProxy": []string{l.BridgeAddr()}}
 	}
 	inv := labInventory(t, l, proxy)
@@ -160,17 +163,23 @@ func TestRuntimeDrift(t *testing.T) {
 	}
 
 	// A new version in the inventory, and no proxy any more.
-	inv = labInventory(t, l, func(docker map[string]any) { docker["version"] = "26.1.4" })
+	inv = labInventory(t, l, func(docker map[string]any) { docker["version"] = lab.DockerVersion })
 	plan := runKprep(t, l, 2, "plan", "-i", inv, "--phase", "runtime")
 	pkgs := plan.step(t, host, "runtime/packages")
-	if pkgs.Status != "pending" || len(pkgs.Changes) == 0 || !strings.Contains(pkgs.Changes[0].Summary, "docker-ce 24.0.9 is installed; the inventory pins 26.1.4 (upgrade)") {
+	if pkgs.Status != "pending" || len(pkgs.Changes) == 0 || !strings.Contains(pkgs.Changes[0].Summary, "docker-ce "+oldDockerVersion+" is installed; the inventory pins "+lab.DockerVersion+" (upgrade)") {
 		t.Errorf("plan of the upgrade: %+v", pkgs)
 	}
 	if p := plan.step(t, host, "runtime/proxy"); p.Status != "pending" {
 		t.Errorf("plan of the proxy removal: %+v", p)
 	}
 	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireNoFailures(t)
-	checkDockerVersion(t, l, host, "26.1.4")
+	checkDockerVersion(t, l, host, lab.DockerVersion)
+	// The packages carry the programs of their version: daemon and client.
+	for _, v := range strings.Fields(hostSh(t, l, host, "docker version --format '{{.Server.Version}} {{.Client.Version}}'")) {
+		if !strings.HasPrefix(v, lab.DockerVersion) {
+			t.Errorf("docker version after the upgrade: %s, want %s for the daemon and the client", v, lab.DockerVersion)
+		}
+	}
 	if env := hostSh(t, l, host, "systemctl show --property=Environment docker"); strings.Contains(env, "PROXY") {
 		t.Errorf("the proxy stayed: %s", env)
 	}
@@ -178,19 +187,42 @@ func TestRuntimeDrift(t *testing.T) {
 		t.Errorf("the drop-in stayed: %s", out)
 	}
 	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "runtime").requireUnchanged(t, "runtime/")
+
+	// A key dockerd does not know, and a mirror removed, by hand: the new
+	// file kprep would write keeps the user's key, and dockerd 26's
+	// --validate refuses it before anything is written.
+	bad := "{\n  \"exec-opts\": [\"native.cgroupdriver=systemd\"],\n  \"no-such-option\": true\n}\n"
+	hostShInput(t, l, host, []byte(bad), "cat > /etc/docker/daemon.json")
+	rep = runKprep(t, l, 1, "apply", "-i", inv, "--phase", "runtime")
+	dj := rep.step(t, host, "runtime/daemon-json")
+	if dj.Status != "failed" || !strings.Contains(dj.Error, "dockerd --validate refused the new /etc/docker/daemon.json, which was not written") ||
+		!strings.Contains(dj.Error, "no-such-option") {
+		t.Errorf("runtime/daemon-json with a key dockerd rejects: %s: %s", dj.Status, dj.Error)
+	}
+	if got := hostSh(t, l, host, "cat /etc/docker/daemon.json"); got+"\n" != bad {
+		t.Errorf("daemon.json was written though dockerd refused it:\n%s", got)
+	}
+	if left := hostSh(t, l, host, "ls -a /etc/docker"); strings.Contains(left, ".daemon.json.kprep-") {
+		t.Errorf("the candidate file was left behind: %s", left)
+	}
 }
+
+// oldDockerVersion is the older docker-ce the lab's mirror serves (dockerd
+// 20.10, without --validate); lab.DockerVersion is the newer one.
+const oldDockerVersion = "20.10.24"
 
 // TestRuntimeBadInput: a version the repo lacks is an error listing the
 // ones it has (openEuler 22.03 reads the centos/8 tree, which stops at
-// 26.1.3), and a daemon.json that is not JSON is reported and left as it was.
+// 26.1.3 for real and holds only 20.10.24 in the lab), and a daemon.json
+// that is not JSON is reported and left as it was.
 func TestRuntimeBadInput(t *testing.T) {
 	l := bootLab(t, "openeuler22")
 	const host = "lab1"
-	inv := labInventory(t, l, func(docker map[string]any) { docker["version"] = "26.1.4" })
+	inv := labInventory(t, l, nil)
 	rep := runKprep(t, l, 1, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
 	pkgs := rep.step(t, host, "runtime/packages")
-	if pkgs.Status != "failed" || !strings.Contains(pkgs.Error, "docker-ce 26.1.4 is not in the Docker CE repo") ||
-		!strings.Contains(pkgs.Error, "/linux/centos/8/$basearch/stable, which has these versions: 24.0.9, 26.1.3") {
+	if pkgs.Status != "failed" || !strings.Contains(pkgs.Error, "docker-ce "+lab.DockerVersion+" is not in the Docker CE repo") ||
+		!strings.Contains(pkgs.Error, "/linux/centos/8/$basearch/stable, which has these versions: "+oldDockerVersion) {
 		t.Errorf("runtime/packages: %s: %s", pkgs.Status, pkgs.Error)
 	}
 	if out, err := hostShErr(l, host, "rpm -q docker-ce"); err == nil {
@@ -199,7 +231,7 @@ func TestRuntimeBadInput(t *testing.T) {
 
 	broken := "{\n  \"debug\": true,\n  \"log-driver\": \"json-file\",\n"
 	hostShInput(t, l, host, []byte(broken), "mkdir -p /etc/docker && cat > /etc/docker/daemon.json")
-	inv = labInventory(t, l, nil)
+	inv = labInventory(t, l, func(docker map[string]any) { docker["version"] = oldDockerVersion })
 	rep = runKprep(t, l, 1, "apply", "-i", inv, "--phase", "runtime")
 	dj := rep.step(t, host, "runtime/daemon-json")
 	if dj.Status != "failed" || !strings.Contains(dj.Error, "/etc/docker/daemon.json is not valid JSON (line 4, column 1: unexpected EOF)") {

@@ -57,11 +57,34 @@ type (
 		Repo               string   `yaml:"repo"`
 		RegistryMirrors    []string `yaml:"registryMirrors,flow"`
 		InsecureRegistries []string `yaml:"insecureRegistries,flow"`
+		CentOS7Vault       invVault `yaml:"centos7Vault"`
+	}
+	invVault struct {
+		URL string `yaml:"url"`
 	}
 	invKubernetes struct {
 		Version         quoted `yaml:"version"`
 		Repo            string `yaml:"repo"`
 		ImageRepository string `yaml:"imageRepository"`
+		// The lab-only settings a cluster needs inside nspawn hosts (the
+		// lab README says why): the hosts lack CAP_SYS_RESOURCE, and
+		// nf_conntrack_max is read-only in them.
+		Containerd invContainerd `yaml:"containerd"`
+		KubeProxy  invKubeProxy  `yaml:"kubeProxy"`
+		Kubelet    invKubelet    `yaml:"kubelet"`
+		Flannel    invFlannel    `yaml:"flannel"`
+	}
+	invKubelet struct {
+		EvictionHard map[string]string `yaml:"evictionHard"`
+	}
+	invContainerd struct {
+		RestrictOOMScoreAdj bool `yaml:"restrictOOMScoreAdj"`
+	}
+	invKubeProxy struct {
+		ConntrackMaxPerCore int `yaml:"conntrackMaxPerCore"`
+	}
+	invFlannel struct {
+		ImageRegistry string `yaml:"imageRegistry"`
 	}
 )
 
@@ -95,11 +118,19 @@ func inventoryYAML(id instance.ID, stateDir string, hosts []hostState) ([]byte, 
 			Repo:               mirror + "/docker-ce",
 			RegistryMirrors:    []string{"http://" + registry},
 			InsecureRegistries: []string{registry},
+			CentOS7Vault:       invVault{URL: mirror + "/centos-vault"},
 		},
 		Kubernetes: invKubernetes{
 			Version:         KubernetesVersion,
 			Repo:            mirror + "/kubernetes-new/core/stable",
 			ImageRepository: registry + "/google_containers",
+			Containerd:      invContainerd{RestrictOOMScoreAdj: true},
+			KubeProxy:       invKubeProxy{ConntrackMaxPerCore: 0},
+			// The hosts' disks are the machine's, shared with builds and
+			// other labs: the kubelet's default 10-15% free would evict the
+			// lab's pods whenever the machine's disk runs fuller.
+			Kubelet: invKubelet{EvictionHard: map[string]string{"nodefs.available": "1%", "imagefs.available": "1%", "memory.available": "100Mi"}},
+			Flannel: invFlannel{ImageRegistry: registry},
 		},
 	}
 	needsPassword := ""

@@ -10,7 +10,6 @@ import (
 	"syscall"
 
 	"github.com/kprep/kprep/test/lab/instance"
-	"github.com/kprep/kprep/test/lab/mirror"
 )
 
 // Lab is a running lab.
@@ -147,11 +146,6 @@ func (l *Lab) MirrorServed() bool { return l.st.Mirror != nil }
 // MirrorBinDir is the built mirror's folder of kubeadm, kubelet, kubectl
 // and lab-crictl; "" without the mirror.
 func (l *Lab) MirrorBinDir() string { return l.st.MirrorBin }
-
-// MirrorImages returns the image archives the mirror built for goarch
-// (arm64 for the VM hosts), to load into a host by hand; nil when the lab
-// built none for that architecture.
-func (l *Lab) MirrorImages(goarch string) []mirror.Image { return l.st.MirrorArchImages[goarch] }
 
 // SudoPasswordEnv is the environment variable the inventory names for the
 // host whose sudo asks for a password.

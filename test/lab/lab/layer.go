@@ -104,11 +104,17 @@ func layerKey(p *Personality, base string) string {
 	return recipeKey("layer", layerRecipeVersion, base, string(spec), string(links), filesDigest(p), layerScript)
 }
 
+// layerDir is the cache entry of a personality's layer with the given key;
+// the layer is in upper/, and done marks it finished.
+func layerDir(cacheDir string, p *Personality, key string) string {
+	return filepath.Join(cacheDir, "layer-"+p.Name+"-"+key)
+}
+
 // buildLayer returns the folder of the personality's layer (an overlay
 // upper folder over the base), building it on a cache miss (seconds).
 func buildLayer(ctx context.Context, o Options, base, baseKey string, p *Personality, log *logger) (string, error) {
 	key := layerKey(p, baseKey)
-	final := filepath.Join(o.CacheDir, "layer-"+p.Name+"-"+key)
+	final := layerDir(o.CacheDir, p, key)
 	if exists(filepath.Join(final, "done")) {
 		return filepath.Join(final, "upper"), nil
 	}

@@ -63,11 +63,15 @@ systemctl enable systemd-networkd.service
 systemctl set-default multi-user.target
 `
 
+// baseDir is the cache entry of the base with the given key; its root file
+// system is in rootfs/, and done/ marks it finished.
+func baseDir(cacheDir, key string) string { return filepath.Join(cacheDir, "base-"+key) }
+
 // buildBase returns the base root file system's folder, building it on a
 // cache miss (about a minute: debootstrap, then apt).
 func buildBase(ctx context.Context, o Options, log *logger) (dir, key string, err error) {
 	key = baseKey()
-	final := filepath.Join(o.CacheDir, "base-"+key)
+	final := baseDir(o.CacheDir, key)
 	rootfs := filepath.Join(final, "rootfs")
 	if exists(filepath.Join(final, "done")) {
 		log.printf("base root file system: cached (%s)", final)

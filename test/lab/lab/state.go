@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/kprep/kprep/test/lab/instance"
-	"github.com/kprep/kprep/test/lab/mirror"
 )
 
 // stateFile is the lab's record of what it made, inside the state folder.
@@ -35,10 +34,6 @@ type state struct {
 	// MirrorRoot and MirrorBin are the built mirror's folders.
 	MirrorRoot string `json:"mirrorRoot,omitempty"`
 	MirrorBin  string `json:"mirrorBin,omitempty"`
-	// MirrorArchImages are each host architecture's image archives (by
-	// GOARCH), when VM hosts of another architecture need a mirror of
-	// their own arch.
-	MirrorArchImages map[string][]mirror.Image `json:"mirrorArchImages,omitempty"`
 	// Sysctls are machine settings that Up raised before the instances
 	// shared them (see sysctl.go): Down restores them from an old record.
 	Sysctls []sysctlChange `json:"sysctls,omitempty"`

@@ -82,15 +82,6 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		return nil, err
 	}
 	tree := built.tree
-	if len(built.arch) > 1 {
-		images := map[string][]mirror.Image{}
-		for ga, t := range built.arch {
-			images[ga] = t.Images
-		}
-		if err := st.update(func(s *state) { s.MirrorArchImages = images }); err != nil {
-			return nil, err
-		}
-	}
 	if err := ensureBridge(ctx, id); err != nil {
 		return nil, err
 	}
@@ -252,6 +243,13 @@ func buildImages(ctx context.Context, o Options, log *logger) (*builtImages, err
 	g, gctx := errgroup.WithContext(ctx)
 	if len(personalities) > 0 {
 		g.Go(func() error {
+			if cached, ok := cachedLayers(o, personalities); ok {
+				log.printf("base root file system and personality layers: cached (%s)", o.CacheDir)
+				mu.Lock()
+				maps.Copy(b.layers, cached)
+				mu.Unlock()
+				return nil
+			}
 			unlock, err := lockCache(o.CacheDir)
 			if err != nil {
 				return err
@@ -293,7 +291,7 @@ func buildImages(ctx context.Context, o Options, log *logger) (*builtImages, err
 	if !o.NoMirror {
 		g.Go(func() error {
 			start := time.Now()
-			m, err := mirror.BuildMulti(gctx, mirror.Options{CacheDir: o.CacheDir, Log: o.Log, RegistryAddr: o.Instance.RegistryAddr()}, goarches)
+			m, err := mirror.BuildMulti(gctx, mirror.Options{CacheDir: o.CacheDir, Log: o.Log, DebianMirror: o.DebianMirror}, goarches)
 			if err != nil {
 				return fmt.Errorf("build the lab's package mirror (or run up with --no-mirror for hosts without it): %w", err)
 			}
@@ -308,6 +306,31 @@ func buildImages(ctx context.Context, o Options, log *logger) (*builtImages, err
 		return nil, err
 	}
 	return b, nil
+}
+
+// cachedLayers returns each personality's overlay lower folders when the
+// cache holds the base and every layer o names, finished. A finished entry
+// is moved into place whole and never changed or removed, so reading it
+// needs no lock.
+func cachedLayers(o Options, personalities []string) (map[string][]string, bool) {
+	key := baseKey()
+	base := baseDir(o.CacheDir, key)
+	if !exists(filepath.Join(base, "done")) {
+		return nil, false
+	}
+	layers := map[string][]string{}
+	for _, name := range personalities {
+		p, err := lookupPersonality(name)
+		if err != nil {
+			return nil, false // buildImages reports it
+		}
+		dir := layerDir(o.CacheDir, p, layerKey(p, key))
+		if !exists(filepath.Join(dir, "done")) {
+			return nil, false
+		}
+		layers[name] = []string{filepath.Join(dir, "upper"), filepath.Join(base, "rootfs")}
+	}
+	return layers, true
 }
 
 // serveMirror starts the mirror's HTTP server and the registry, and pushes

@@ -66,7 +66,7 @@ func makeAptRepo(ctx context.Context, r *runner, root string, repo aptRepo, now 
 		indexPrefix = repo.Component + "/binary-" + repo.Arch + "/"
 		indexDir = filepath.Join(dir, "dists", repo.Suite)
 	}
-	gz, err := gzipBytes(packages)
+	gz, err := gzipBytes(packages, gzip.BestCompression)
 	if err != nil {
 		return err
 	}
@@ -138,11 +138,11 @@ func releaseFile(repo aptRepo, now time.Time, indexes map[string][]byte) string 
 	return b.String()
 }
 
-// gzipBytes compresses data with no name or time in the header, so the
-// same index always gives the same bytes.
-func gzipBytes(data []byte) ([]byte, error) {
+// gzipBytes compresses data at a gzip level with no name or time in the
+// header, so the same input always gives the same bytes (and digest).
+func gzipBytes(data []byte, level int) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&buf, level)
 	if err != nil {
 		return nil, err
 	}

@@ -88,7 +88,8 @@ func TestLabAptSeesBothDockerVersionsSigned(t *testing.T) {
 	}
 	var want []string
 	for _, v := range UbuntuDockerVersions {
-		want = append(want, "5:"+v+"-1~ubuntu.22.04~jammy")
+		_, deb, _ := dockerVersion(formatDeb, "docker-ce", v, dockerDebDist)
+		want = append(want, deb)
 	}
 	for _, v := range KubePackageVersions {
 		want = append(want, v+"-1.1")
@@ -99,17 +100,17 @@ func TestLabAptSeesBothDockerVersionsSigned(t *testing.T) {
 		}
 	}
 	// A pinned install resolves with only the repos' own packages.
-	sim, err := aptGet("-s", "install", "docker-ce=5:24.0.9-1~ubuntu.22.04~jammy", "docker-ce-cli=5:24.0.9-1~ubuntu.22.04~jammy", "containerd.io", "kubeadm=1.34.4-1.1", "kubelet=1.34.4-1.1")
+	sim, err := aptGet("-s", "install", "docker-ce=5:26.1.5-1~ubuntu.22.04~jammy", "docker-ce-cli=5:26.1.5-1~ubuntu.22.04~jammy", "containerd.io", "kubeadm=1.34.4-1.1", "kubelet=1.34.4-1.1")
 	if err != nil {
 		t.Fatalf("apt-get -s install: %v\n%s", err, sim)
 	}
-	for _, w := range []string{"Inst docker-ce (5:24.0.9-1~ubuntu.22.04~jammy", "Inst containerd.io (1.6.33-1", "Inst kubernetes-cni (1.5.1-1.1"} {
+	for _, w := range []string{"Inst docker-ce (5:26.1.5-1~ubuntu.22.04~jammy", "Inst containerd.io (1.7.24-1", "Inst kubernetes-cni (1.5.1-1.1"} {
 		if !strings.Contains(sim, w) {
 			t.Errorf("apt-get -s install lacks %q:\n%s", w, sim)
 		}
 	}
 	// Downloading checks the index's size and digests against the file.
-	if out, err := aptGet("download", "docker-ce-cli=5:26.1.4-1~ubuntu.22.04~jammy"); err != nil {
+	if out, err := aptGet("download", "docker-ce-cli=5:20.10.24~3-0~ubuntu-jammy"); err != nil {
 		t.Fatalf("apt-get download: %v\n%s", err, out)
 	}
 	if !strings.Contains(log.String(), "/"+DockerAptPath+"/dists/jammy/InRelease 200") {
@@ -120,7 +121,7 @@ func TestLabAptSeesBothDockerVersionsSigned(t *testing.T) {
 func TestLabDebsCarryTheRealLayout(t *testing.T) {
 	tree := labTree(t)
 	pool := filepath.Join(tree.Root, DockerAptPath, "dists/jammy/pool/stable/amd64")
-	containerd := filepath.Join(pool, "containerd.io_1.6.33-1_amd64.deb")
+	containerd := filepath.Join(pool, "containerd.io_1.7.24-1_amd64.deb")
 	if got := mustRun(t, "dpkg-deb", "--ctrl-tarfile", containerd); got == "" {
 		t.Fatal("containerd.io has no control archive")
 	}
@@ -128,13 +129,13 @@ func TestLabDebsCarryTheRealLayout(t *testing.T) {
 	if strings.TrimSpace(conffiles) != "/etc/containerd/config.toml" {
 		t.Errorf("containerd.io conffiles = %q", conffiles)
 	}
-	contents := mustRun(t, "dpkg-deb", "--contents", filepath.Join(pool, "docker-ce_26.1.4-1~ubuntu.22.04~jammy_amd64.deb"))
+	contents := mustRun(t, "dpkg-deb", "--contents", filepath.Join(pool, "docker-ce_26.1.5-1~ubuntu.22.04~jammy_amd64.deb"))
 	for _, f := range []string{"./usr/bin/dockerd", "./lib/systemd/system/docker.service", "./lib/systemd/system/docker.socket"} {
 		if !strings.Contains(contents, f+"\n") {
 			t.Errorf("docker-ce deb lacks %s:\n%s", f, contents)
 		}
 	}
-	postinst := mustRun(t, "sh", "-c", "dpkg-deb --ctrl-tarfile "+filepath.Join(pool, "docker-ce_26.1.4-1~ubuntu.22.04~jammy_amd64.deb")+" | tar -xO ./postinst")
+	postinst := mustRun(t, "sh", "-c", "dpkg-deb --ctrl-tarfile "+filepath.Join(pool, "docker-ce_26.1.5-1~ubuntu.22.04~jammy_amd64.deb")+" | tar -xO ./postinst")
 	if !strings.Contains(postinst, "deb-systemd-invoke $_dh_action 'docker.service' 'docker.socket'") {
 		t.Errorf("docker-ce postinst does not start docker as Ubuntu's does:\n%s", postinst)
 	}

@@ -31,13 +31,16 @@ func TestLabBuild(t *testing.T) {
 	if got := mustRun(t, filepath.Join(tree.BinDir, "kubelet"), "--version"); !strings.Contains(got, "Kubernetes "+KubeVersion) {
 		t.Errorf("kubelet --version = %q", got)
 	}
-	if _, err := os.Stat(filepath.Join(tree.BinDir, "lab-crictl")); err != nil {
-		t.Error(err)
+	for _, p := range kubePrograms {
+		if _, err := os.Stat(filepath.Join(tree.BinDir, p)); err != nil {
+			t.Error(err)
+		}
 	}
 	for _, p := range []string{
 		dockerKeyCentOS, dockerKeyRHEL, dockerKeyUbuntu,
 		"docker-ce/linux/centos/7/x86_64/stable/repodata/repomd.xml.asc",
-		"docker-ce/linux/rhel/9/x86_64/stable/Packages/docker-ce-26.1.4-1.el9.x86_64.rpm",
+		"docker-ce/linux/rhel/9/x86_64/stable/Packages/docker-ce-26.1.5-1.el9.x86_64.rpm",
+		"docker-ce/linux/centos/7/x86_64/stable/Packages/docker-ce-20.10.24-3.el7.x86_64.rpm",
 		DockerAptPath + "/dists/jammy/InRelease",
 		KubeRPMPath + "/repodata/repomd.xml.key",
 		KubeDebPath + "/Release.key",
@@ -47,8 +50,11 @@ func TestLabBuild(t *testing.T) {
 			t.Errorf("tree lacks %s: %v", p, err)
 		}
 	}
-	if !strings.HasPrefix(tree.DebianVersions["docker.io"], "20.10.") {
-		t.Errorf("docker.io is %q; README.md says the packages carry dockerd 20.10", tree.DebianVersions["docker.io"])
+	if v := tree.DebianVersions["bookworm"]["docker.io"]; !strings.HasPrefix(v, "20.10.24+") {
+		t.Errorf("bookworm's docker.io is %q; the docker-ce 20.10.24 packages must carry dockerd 20.10.24", v)
+	}
+	if v := tree.DebianVersions["trixie"]["docker.io"]; !strings.HasPrefix(v, "26.1.5+") {
+		t.Errorf("trixie's docker.io is %q; the docker-ce 26.1.5 packages must carry dockerd 26.1.5", v)
 	}
 	// A second build with nothing changed finds everything in the cache.
 	again, err := Build(t.Context(), Options{CacheDir: labCacheDir()})

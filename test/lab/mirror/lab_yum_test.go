@@ -73,7 +73,8 @@ func TestLabYumListsBothDockerVersions(t *testing.T) {
 				t.Fatalf("dnf list: %v\n%s", err, out)
 			}
 			for _, v := range tr.Versions {
-				want := fmt.Sprintf("3:%s-1.%s", v, tr.Dist)
+				epoch, version, release := dockerVersion(formatRPM, "docker-ce", v, tr.Dist)
+				want := fmt.Sprintf("%s:%s-%s", epoch, version, release)
 				if !strings.Contains(out, want) {
 					t.Errorf("dnf list docker-ce lacks %s:\n%s", want, out)
 				}
@@ -90,8 +91,12 @@ func TestLabYumInstallsPinnedPackagesWithSignatures(t *testing.T) {
 	needTool(t, "dnf")
 	base, _ := serveTree(t, tree.Root)
 	dnf := dnfIn(t, dnfRepoFile(base, "docker-ce/linux/rhel/$releasever"), "9")
-	if out, err := dnf("install", "docker-ce-24.0.9", "docker-ce-cli-24.0.9", "containerd.io"); err != nil {
-		t.Fatalf("dnf install docker-ce-24.0.9: %v\n%s", err, out)
+	if out, err := dnf("install", "docker-ce-20.10.24", "docker-ce-cli-20.10.24", "containerd.io-1.6.20"); err != nil {
+		t.Fatalf("dnf install docker-ce-20.10.24: %v\n%s", err, out)
+	}
+	// docker-ce 26.1 requires containerd.io >= 1.6.24: the upgrade takes 1.7 along.
+	if out, err := dnf("upgrade", "docker-ce-26.1.5", "docker-ce-cli-26.1.5"); err != nil {
+		t.Fatalf("dnf upgrade docker-ce-26.1.5: %v\n%s", err, out)
 	}
 	// The kubernetes repo excludes its own packages, as the real repo file does.
 	if out, err := dnf("install", "kubeadm-1.34.4"); err == nil {
@@ -108,7 +113,7 @@ func TestLabYumInstallsPinnedPackagesWithSignatures(t *testing.T) {
 		t.Fatalf("dnf repoquery: %v\n%s", err, q)
 	}
 	for _, want := range []string{
-		"docker-ce-3:24.0.9-1.el9", "docker-ce-cli-3:24.0.9-1.el9", "containerd.io-0:1.6.33-3.1.el9",
+		"docker-ce-3:26.1.5-1.el9", "docker-ce-cli-1:26.1.5-1.el9", "containerd.io-0:1.7.24-3.1.el9",
 		"kubeadm-0:1.34.4-150500.1.1", "kubelet-0:1.34.3-150500.1.1", "kubernetes-cni-0:1.5.1-150500.1.1",
 	} {
 		if !strings.Contains(q, want) {
@@ -120,8 +125,8 @@ func TestLabYumInstallsPinnedPackagesWithSignatures(t *testing.T) {
 func TestLabRPMsAreSaneAndSigned(t *testing.T) {
 	tree := labTree(t)
 	pkgs := filepath.Join(tree.Root, "docker-ce/linux/centos/7/x86_64/stable/Packages")
-	containerd := filepath.Join(pkgs, "containerd.io-1.6.33-3.1.el7.x86_64.rpm")
-	docker := filepath.Join(pkgs, "docker-ce-26.1.4-1.el7.x86_64.rpm")
+	containerd := filepath.Join(pkgs, "containerd.io-1.7.24-3.1.el7.x86_64.rpm")
+	docker := filepath.Join(pkgs, "docker-ce-26.1.5-1.el7.x86_64.rpm")
 
 	req := mustRun(t, "rpm", "-qp", "--requires", docker)
 	for _, l := range strings.Split(strings.TrimSpace(req), "\n") {

@@ -17,14 +17,16 @@ type DockerYumTree struct {
 
 // DockerYumTrees are the docker-ce yum trees. The real centos/8 tree stops
 // at 26.1.3 (Docker stopped building for CentOS 8 then), while rhel/8 goes
-// on; the lab keeps that difference, so a pin to 26.1.4 on a host mapped
-// to centos/8 (openEuler 22.03) fails here as it does for real.
+// on; the lab keeps that difference, so a pin to 26.1.5 on a host mapped
+// to centos/8 (openEuler 22.03) fails here as it does for real. The real
+// centos/7 tree stops at 26.1.4; the lab serves 26.1.5 there too, the one
+// dockerd with --validate it has, so CentOS 7 hosts get it.
 var DockerYumTrees = []DockerYumTree{
-	{Path: "docker-ce/linux/centos/7", Dist: "el7", Versions: []string{"24.0.9", "26.1.4"}},
-	{Path: "docker-ce/linux/centos/8", Dist: "el8", Versions: []string{"24.0.9", "26.1.3"}},
-	{Path: "docker-ce/linux/centos/9", Dist: "el9", Versions: []string{"24.0.9", "26.1.4"}},
-	{Path: "docker-ce/linux/rhel/8", Dist: "el8", Versions: []string{"24.0.9", "26.1.4"}},
-	{Path: "docker-ce/linux/rhel/9", Dist: "el9", Versions: []string{"24.0.9", "26.1.4"}},
+	{Path: "docker-ce/linux/centos/7", Dist: "el7", Versions: []string{"20.10.24", "26.1.5"}},
+	{Path: "docker-ce/linux/centos/8", Dist: "el8", Versions: []string{"20.10.24"}},
+	{Path: "docker-ce/linux/centos/9", Dist: "el9", Versions: []string{"20.10.24", "26.1.5"}},
+	{Path: "docker-ce/linux/rhel/8", Dist: "el8", Versions: []string{"20.10.24", "26.1.5"}},
+	{Path: "docker-ce/linux/rhel/9", Dist: "el9", Versions: []string{"20.10.24", "26.1.5"}},
 }
 
 const (

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -30,13 +31,15 @@ type Options struct {
 	Log io.Writer
 	// GOARCH is the hosts' architecture: amd64 (default: the machine's) or arm64.
 	GOARCH string
-	// RegistryAddr is the lab registry's host:port, written into the image
-	// archives' tags; empty means the registry of the lab instance
-	// KPREP_LAB_ID names (192.168.77.1:5000 for 0).
-	RegistryAddr string
-	// KubeBuildDir is the test/kubebuild module; empty finds it from the
-	// working folder.
-	KubeBuildDir string
+	// ImageArches are the architectures every image's index holds
+	// (default: GOARCH alone). arm64 is one more entry here.
+	ImageArches []string
+	// DebianMirror is the Debian mirror for the suites the machine's apt
+	// sources lack (trixie); default http://deb.debian.org/debian.
+	DebianMirror string
+	// TestDir is the repository's test/ folder, holding the build modules
+	// (kubebuild, imagebuild/...); empty finds it from the working folder.
+	TestDir string
 }
 
 // Tree is a built mirror.
@@ -44,26 +47,14 @@ type Tree struct {
 	// Root is the folder served over HTTP as the mirror's top
 	// (Root/docker-ce/linux/centos/9/x86_64/stable/, Root/kubernetes-new/...).
 	Root string
-	// BinDir holds kubeadm, kubelet, kubectl and lab-crictl for the machine's arch.
+	// BinDir holds kubeadm, kubelet, kubectl, lab-crictl and the control
+	// plane's programs (KubeVersion) for the hosts' arch.
 	BinDir string
-	// Images are docker-archive tarballs pushed to the lab registry and
-	// importable with `ctr -n k8s.io images import`.
+	// Images are the lab registry's images, pushed by PushImages.
 	Images []Image
-	// DebianVersions maps each Debian package whose binaries the mirror
-	// repackages to the version it carries (docker.io: 20.10.24+dfsg1-...).
-	DebianVersions map[string]string
-}
-
-// Image is one image the lab makes locally.
-type Image struct {
-	// Ref is the reference inside the lab registry, without the registry
-	// address: "library/hello:latest", "google_containers/pause:3.10".
-	Ref string
-	// Tags are the names the archive carries when loaded or imported
-	// ("registry.k8s.io/pause:3.10", "192.168.77.1:5000/google_containers/pause:3.10").
-	Tags []string
-	// Archive is a docker-archive tarball of the image.
-	Archive string
+	// DebianVersions maps each Debian payload (bookworm, trixie, iptables)
+	// to the version of each package it unpacked (docker.io: 26.1.5+dfsg1-...).
+	DebianVersions map[string]map[string]string
 }
 
 // Build makes (or takes from the cache) everything the mirror serves.
@@ -76,16 +67,23 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	if o.GOARCH == "" {
 		o.GOARCH = runtime.GOARCH
 	}
-	if o.RegistryAddr == "" {
-		id, err := instance.FromEnv()
-		if err != nil {
-			return nil, err
-		}
-		o.RegistryAddr = id.RegistryAddr()
+	if len(o.ImageArches) == 0 {
+		o.ImageArches = []string{o.GOARCH}
+	}
+	if o.DebianMirror == "" {
+		o.DebianMirror = "http://deb.debian.org/debian"
 	}
 	a, err := archFor(o.GOARCH)
 	if err != nil {
 		return nil, err
+	}
+	var imageArches []arch
+	for _, name := range o.ImageArches {
+		ia, err := archFor(name)
+		if err != nil {
+			return nil, err
+		}
+		imageArches = append(imageArches, ia)
 	}
 	cacheDir, err := filepath.Abs(o.CacheDir)
 	if err != nil {
@@ -94,10 +92,6 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	r := &runner{log: o.Log}
 	start := time.Now()
 
-	moduleDir, err := findKubeBuild(o.KubeBuildDir)
-	if err != nil {
-		return nil, err
-	}
 	// The signing keys are shared by every architecture: made under the
 	// cache-wide lock, held only that long. Everything else is per
 	// architecture, so an arm64 build that takes an hour under emulation
@@ -118,21 +112,45 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 		return nil, err
 	}
 	defer kubeKey.close()
-	unlock, err := lockCache(cacheDir, ".lock-"+a.Go)
-	if err != nil {
-		return nil, err
+	// Every architecture this build writes entries for is locked, in one
+	// order, so two builds that share one never deadlock.
+	for _, name := range archLocks(a, imageArches) {
+		unlock, err := lockCache(cacheDir, archLockName(name))
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 	}
-	defer unlock()
 
-	debian, err := fetchDebian(ctx, r, cacheDir, a.Deb)
-	if err != nil {
+	pl := payload{debian: map[string]*debianPayload{}, arch: a}
+	for _, set := range []debianSet{bookwormSet, trixieSet, iptablesSet} {
+		if pl.debian[set.Name], err = fetchDebian(ctx, r, cacheDir, set, a.Deb, o.DebianMirror); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkPayloadVersions(pl); err != nil {
 		return nil, err
 	}
-	kubeDir, err := buildKube(ctx, r, cacheDir, moduleDir, a)
-	if err != nil {
+	if err := checkRunsOnHosts(pl); err != nil {
 		return nil, err
 	}
-	pl := payload{debian: debian, kube: kubeDir, arch: a}
+
+	// The programs: the hosts' Kubernetes packages need the first
+	// release's build for the hosts' arch; the images need every build
+	// for every image arch.
+	builds := map[arch]map[string]builtPrograms{}
+	for _, ba := range append([]arch{a}, imageArches...) {
+		if builds[ba] != nil {
+			continue
+		}
+		builds[ba] = map[string]builtPrograms{}
+		for _, b := range allBuilds() {
+			if builds[ba][b.Name], err = runGoBuild(ctx, r, cacheDir, o.TestDir, b, ba); err != nil {
+				return nil, err
+			}
+		}
+	}
+	pl.kube = builds[a][kubeReleases[0].build().Name].Dir
 
 	plan, err := planRepos(ctx, r, cacheDir, pl, dockerKey, kubeKey)
 	if err != nil {
@@ -145,16 +163,39 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 		return nil, err
 	}
 
-	pause, err := buildPause(ctx, r, cacheDir, a)
-	if err != nil {
-		return nil, err
+	specs := map[arch][]imageSpec{}
+	for _, ia := range imageArches {
+		in := imageInputs{arch: ia, builds: builds[ia]}
+		if in.pause, err = buildPause(ctx, r, cacheDir, ia); err != nil {
+			return nil, err
+		}
+		ipt := pl.debian[iptablesSet.Name]
+		busybox := pl.debian[bookwormSet.Name]
+		if ia != a {
+			if ipt, err = fetchDebian(ctx, r, cacheDir, iptablesSet, ia.Deb, o.DebianMirror); err != nil {
+				return nil, err
+			}
+			if busybox, err = fetchDebian(ctx, r, cacheDir, bookwormSet, ia.Deb, o.DebianMirror); err != nil {
+				return nil, err
+			}
+		}
+		in.busybox = busybox.path("/bin/busybox")
+		if in.iptables, err = iptablesLayer(ipt); err != nil {
+			return nil, err
+		}
+		if err := checkLayerLibs(in.iptables, ia); err != nil {
+			return nil, err
+		}
+		specs[ia] = labImages(in)
 	}
-	images, err := buildImages(ctx, r, cacheDir, labImages(debian.path("/bin/busybox"), pause, o.RegistryAddr), a)
+	images, err := buildOCIImages(ctx, r, cacheDir, specs)
 	if err != nil {
 		return nil, err
 	}
 
-	for _, dir := range []string{root, kubeDir} {
+	// The lab serves the tree, copies lab-crictl and pushes the images.
+	hold := append([]string{root, filepath.Dir(pl.kube)}, usedImageEntries(images)...)
+	for _, dir := range hold {
 		if err := HoldInUse(dir); err != nil {
 			return nil, err
 		}
@@ -163,9 +204,56 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	for _, sub := range []string{"packages", "tree"} {
 		prune(r, filepath.Join(cacheDir, sub), []string{a.Go + "-", a.RPM + "-", a.Deb + "-"}, used)
 	}
-	prune(r, filepath.Join(cacheDir, "kube"), []string{}, []string{filepath.Base(kubeDir)}, "-"+a.Go)
+	versions := map[string]map[string]string{}
+	for name, d := range pl.debian {
+		versions[name] = d.Versions
+	}
 	r.logf("mirror ready in %s: %s", time.Since(start).Round(time.Millisecond), root)
-	return &Tree{Root: root, BinDir: kubeDir, Images: images, DebianVersions: debian.Versions}, nil
+	return &Tree{Root: root, BinDir: pl.kube, Images: images, DebianVersions: versions}, nil
+}
+
+// archLocks are the names of the per-architecture locks a build takes:
+// the hosts' arch and every image arch, each once, sorted.
+func archLocks(hosts arch, images []arch) []string {
+	names := []string{hosts.Go}
+	for _, a := range images {
+		if !slices.Contains(names, a.Go) {
+			names = append(names, a.Go)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// allBuilds are the go builds the mirror runs, each once: every
+// Kubernetes release's, its etcd and CoreDNS, flannel's and its CNI plugin's.
+func allBuilds() []goBuild {
+	var out []goBuild
+	seen := map[string]bool{}
+	add := func(b goBuild) {
+		if !seen[b.Name] {
+			seen[b.Name] = true
+			out = append(out, b)
+		}
+	}
+	for _, k := range kubeReleases {
+		add(k.build())
+		add(k.Etcd)
+		add(k.CoreDNS)
+	}
+	add(flannelBuild())
+	add(flannelCNIBuild())
+	return out
+}
+
+// archLockName is the lock of one architecture's part of the cache.
+// amd64's is the ".lock" every build took before there were others, so an
+// older checkout's build and this one never work on the same entries at once.
+func archLockName(goarch string) string {
+	if goarch == "amd64" {
+		return ".lock"
+	}
+	return ".lock-" + goarch
 }
 
 // lockCache holds an exclusive lock (the file name in the cache folder)

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io/fs"
@@ -43,7 +44,9 @@ const (
 
 // BuildMulti builds the mirror for each architecture in goarches (GOARCH
 // names; the first one's tree is Build's as it is when it is the only one)
-// and merges them into one tree, cached by the trees' own keys.
+// and merges them into one tree, cached by the trees' own keys. The first
+// build's images are multi-platform indexes over every one of goarches
+// (unless o.ImageArches says otherwise): they are what the registry gets.
 func BuildMulti(ctx context.Context, o Options, goarches []string) (*MultiTree, error) {
 	if len(goarches) == 0 {
 		goarches = []string{runtime.GOARCH}
@@ -56,6 +59,11 @@ func BuildMulti(ctx context.Context, o Options, goarches []string) (*MultiTree, 
 		}
 		oa := o
 		oa.GOARCH = ga
+		if len(roots) == 0 && len(o.ImageArches) == 0 {
+			oa.ImageArches = goarches
+		} else if len(roots) > 0 {
+			oa.ImageArches = nil // its own arch only: the first build's images are the registry's
+		}
 		t, err := Build(ctx, oa)
 		if err != nil {
 			return nil, fmt.Errorf("mirror for %s: %w", ga, err)
@@ -277,7 +285,7 @@ func indexAptRepo(ctx context.Context, r *runner, dst, dir string, roots []strin
 		}
 		sort.Strings(stanzas)
 		packages := []byte(strings.Join(stanzas, "\n"))
-		gz, err := gzipBytes(packages)
+		gz, err := gzipBytes(packages, gzip.BestCompression)
 		if err != nil {
 			return err
 		}

@@ -2,9 +2,7 @@ package mirror
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
-	"strings"
 )
 
 // pauseSource is the pod sandbox program of the lab's pause image. It does
@@ -49,11 +47,11 @@ func main() {
 
 // buildPause compiles the pause program for a into the cache and returns its path.
 func buildPause(ctx context.Context, r *runner, cacheDir string, a arch) (string, error) {
-	goVersion, err := r.run(ctx, "", "go", "env", "GOVERSION")
+	goV, err := goVersion(ctx, r)
 	if err != nil {
-		return "", fmt.Errorf("find the Go toolchain: %w", err)
+		return "", err
 	}
-	key := recipeKey("pause/1", pauseSource, a.Go, strings.TrimSpace(string(goVersion)))
+	key := recipeKey("pause/1", pauseSource, a.Go, goV)
 	dir, err := cached(ctx, filepath.Join(cacheDir, "pause"), key, func(ctx context.Context, tmp string) error {
 		r.logf("building the pause program for %s", a.Go)
 		if err := writeFile(filepath.Join(tmp, "pause.go"), []byte(pauseSource), 0o644); err != nil {

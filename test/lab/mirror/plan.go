@@ -32,7 +32,9 @@ func planRepos(ctx context.Context, r *runner, cacheDir string, pl payload, dock
 		for _, v := range t.Versions {
 			defs = append(defs, pl.dockerCE(formatRPM, v, t.Dist), pl.dockerCECLI(formatRPM, v, t.Dist))
 		}
-		defs = append(defs, pl.containerdIO(formatRPM, t.Dist))
+		for _, c := range ContainerdReleases {
+			defs = append(defs, pl.containerdIO(formatRPM, c, t.Dist))
+		}
 		files, err := buildAll(defs, func(d pkgDef) (string, error) { return rpm(d, dockerKey) })
 		if err != nil {
 			return nil, err
@@ -66,7 +68,9 @@ func planRepos(ctx context.Context, r *runner, cacheDir string, pl payload, dock
 	for _, v := range UbuntuDockerVersions {
 		dockerDefs = append(dockerDefs, pl.dockerCE(formatDeb, v, dockerDebDist), pl.dockerCECLI(formatDeb, v, dockerDebDist))
 	}
-	dockerDefs = append(dockerDefs, pl.containerdIO(formatDeb, ""))
+	for _, c := range ContainerdReleases {
+		dockerDefs = append(dockerDefs, pl.containerdIO(formatDeb, c, ""))
+	}
 	if files, err = buildAll(dockerDefs, deb); err != nil {
 		return nil, err
 	}

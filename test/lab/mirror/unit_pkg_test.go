@@ -9,9 +9,12 @@ import (
 // writers only name them.
 func testPayload() payload {
 	return payload{
-		debian: &debianPayload{Root: "/payload", Versions: map[string]string{"docker.io": "20.10.24+dfsg1-1", "containerd": "1.6.20~ds1-1", "runc": "1.1.5+ds1-1"}},
-		kube:   "/kube",
-		arch:   arch{Go: "amd64", RPM: "x86_64", Deb: "amd64"},
+		debian: map[string]*debianPayload{
+			"bookworm": {Root: "/payload", Versions: map[string]string{"docker.io": "20.10.24+dfsg1-1", "containerd": "1.6.20~ds1-1", "runc": "1.1.5+ds1-1"}},
+			"trixie":   {Root: "/trixie", Versions: map[string]string{"docker.io": "26.1.5+dfsg1-9+deb13u1+b1", "docker-cli": "26.1.5+dfsg1-9+deb13u1+b1", "containerd": "1.7.24~ds1-6+deb13u1"}},
+		},
+		kube: "/kube",
+		arch: arch{Go: "amd64", RPM: "x86_64", Deb: "amd64"},
 	}
 }
 
@@ -22,10 +25,13 @@ func TestFileNames(t *testing.T) {
 		format string
 		want   string
 	}{
-		{pl.dockerCE(formatRPM, "26.1.4", "el9"), formatRPM, "docker-ce-26.1.4-1.el9.x86_64.rpm"},
-		{pl.dockerCE(formatDeb, "24.0.9", dockerDebDist), formatDeb, "docker-ce_24.0.9-1~ubuntu.22.04~jammy_amd64.deb"},
-		{pl.containerdIO(formatRPM, "el7"), formatRPM, "containerd.io-1.6.33-3.1.el7.x86_64.rpm"},
-		{pl.containerdIO(formatDeb, ""), formatDeb, "containerd.io_1.6.33-1_amd64.deb"},
+		{pl.dockerCE(formatRPM, "26.1.5", "el9"), formatRPM, "docker-ce-26.1.5-1.el9.x86_64.rpm"},
+		{pl.dockerCE(formatRPM, "20.10.24", "el7"), formatRPM, "docker-ce-20.10.24-3.el7.x86_64.rpm"},
+		{pl.dockerCECLI(formatRPM, "20.10.24", "el7"), formatRPM, "docker-ce-cli-20.10.24-3.el7.x86_64.rpm"},
+		{pl.dockerCE(formatDeb, "26.1.5", dockerDebDist), formatDeb, "docker-ce_26.1.5-1~ubuntu.22.04~jammy_amd64.deb"},
+		{pl.dockerCE(formatDeb, "20.10.24", dockerDebDist), formatDeb, "docker-ce_20.10.24~3-0~ubuntu-jammy_amd64.deb"},
+		{pl.containerdIO(formatRPM, ContainerdReleases[0], "el7"), formatRPM, "containerd.io-1.6.20-3.1.el7.x86_64.rpm"},
+		{pl.containerdIO(formatDeb, ContainerdReleases[1], ""), formatDeb, "containerd.io_1.7.24-1_amd64.deb"},
 		{pl.kubeadm(formatRPM, "1.34.4"), formatRPM, "kubeadm-1.34.4-150500.1.1.x86_64.rpm"},
 		{pl.kubelet(formatDeb, "1.34.3"), formatDeb, "kubelet_1.34.3-1.1_amd64.deb"},
 	}
@@ -50,20 +56,29 @@ func TestDebVersionNoEpoch(t *testing.T) {
 
 func TestDockerCEVersionsAndRelations(t *testing.T) {
 	pl := testPayload()
-	rpm := pl.dockerCE(formatRPM, "26.1.4", "el8")
-	if rpm.Epoch != "3" || rpm.Version != "26.1.4" || rpm.Release != "1.el8" {
-		t.Errorf("rpm EVR = %s:%s-%s, want 3:26.1.4-1.el8", rpm.Epoch, rpm.Version, rpm.Release)
+	rpm := pl.dockerCE(formatRPM, "26.1.5", "el8")
+	if rpm.Epoch != "3" || rpm.Version != "26.1.5" || rpm.Release != "1.el8" {
+		t.Errorf("rpm EVR = %s:%s-%s, want 3:26.1.5-1.el8", rpm.Epoch, rpm.Version, rpm.Release)
 	}
 	if !contains(rpm.Relations["Requires"], "containerd.io >= 1.6.24") {
-		t.Errorf("docker-ce 26.1.4 Requires %v, want containerd.io >= 1.6.24", rpm.Relations["Requires"])
+		t.Errorf("docker-ce 26.1.5 Requires %v, want containerd.io >= 1.6.24", rpm.Relations["Requires"])
 	}
-	old := pl.dockerCE(formatRPM, "24.0.9", "el7")
-	if !contains(old.Relations["Requires"], "containerd.io >= 1.6.4") {
-		t.Errorf("docker-ce 24.0.9 Requires %v, want containerd.io >= 1.6.4", old.Relations["Requires"])
+	if rpm.Files[0].Src != "/trixie/usr/sbin/dockerd" || !strings.Contains(rpm.Description, "dockerd 26.1.5+dfsg1") {
+		t.Errorf("docker-ce 26.1.5 carries %s (%q), want trixie's dockerd", rpm.Files[0].Src, rpm.Description)
 	}
-	deb := pl.dockerCE(formatDeb, "26.1.4", dockerDebDist)
-	if deb.Version != "5:26.1.4-1~ubuntu.22.04~jammy" {
+	if cli := pl.dockerCECLI(formatRPM, "26.1.5", "el8"); cli.Epoch != "1" || cli.Files[0].Src != "/trixie/usr/bin/docker" || !strings.Contains(cli.Description, "docker-cli 26.1.5") {
+		t.Errorf("docker-ce-cli 26.1.5: epoch %s, %s, %q", cli.Epoch, cli.Files[0].Src, cli.Description)
+	}
+	old := pl.dockerCE(formatRPM, "20.10.24", "el7")
+	if !contains(old.Relations["Requires"], "containerd.io >= 1.4.1") || old.Release != "3.el7" || old.Files[0].Src != "/payload/usr/sbin/dockerd" {
+		t.Errorf("docker-ce 20.10.24: Requires %v, release %s, dockerd %s", old.Relations["Requires"], old.Release, old.Files[0].Src)
+	}
+	deb := pl.dockerCE(formatDeb, "26.1.5", dockerDebDist)
+	if deb.Version != "5:26.1.5-1~ubuntu.22.04~jammy" {
 		t.Errorf("deb version = %q", deb.Version)
+	}
+	if old := pl.dockerCE(formatDeb, "20.10.24", dockerDebDist); old.Version != "5:20.10.24~3-0~ubuntu-jammy" {
+		t.Errorf("20.10 deb version = %q, want Docker's old scheme 5:20.10.24~3-0~ubuntu-jammy", old.Version)
 	}
 	if !contains(deb.Relations["Conflicts"], "docker.io") {
 		t.Errorf("deb Conflicts %v lack docker.io: Ubuntu's docker.io must make way", deb.Relations["Conflicts"])
@@ -71,10 +86,10 @@ func TestDockerCEVersionsAndRelations(t *testing.T) {
 }
 
 func TestRPMSpecDockerCE(t *testing.T) {
-	spec := rpmSpec(testPayload().dockerCE(formatRPM, "24.0.9", "el9"), "/data")
+	spec := rpmSpec(testPayload().dockerCE(formatRPM, "20.10.24", "el9"), "/data")
 	for _, want := range []string{
 		"AutoReqProv: no\n",
-		"Name: docker-ce\nEpoch: 3\nVersion: 24.0.9\nRelease: 1.el9\n",
+		"Name: docker-ce\nEpoch: 3\nVersion: 20.10.24\nRelease: 3.el9\n",
 		"Requires: docker-ce-cli\n",
 		"install -D -p -m 0755 '/payload/usr/sbin/dockerd' '%{buildroot}/usr/bin/dockerd'\n",
 		"install -D -p -m 0755 '/payload/usr/bin/tini-static' '%{buildroot}/usr/bin/docker-init'\n",
@@ -97,7 +112,7 @@ func TestRPMSpecDockerCE(t *testing.T) {
 }
 
 func TestRPMSpecContainerdConfigIsKept(t *testing.T) {
-	spec := rpmSpec(testPayload().containerdIO(formatRPM, "el9"), "/data")
+	spec := rpmSpec(testPayload().containerdIO(formatRPM, ContainerdReleases[1], "el9"), "/data")
 	if !strings.Contains(spec, "%config(noreplace) %attr(0644,root,root) /etc/containerd/config.toml\n") {
 		t.Errorf("config.toml is not %%config(noreplace):\n%s", spec)
 	}
@@ -134,12 +149,12 @@ func TestKubeadmDropInPerFormat(t *testing.T) {
 }
 
 func TestDebControl(t *testing.T) {
-	d := testPayload().dockerCE(formatDeb, "24.0.9", dockerDebDist)
+	d := testPayload().dockerCE(formatDeb, "26.1.5", dockerDebDist)
 	got := debControl(d, 1234)
 	for _, want := range []string{
-		"Package: docker-ce\nVersion: 5:24.0.9-1~ubuntu.22.04~jammy\nArchitecture: amd64\n",
+		"Package: docker-ce\nVersion: 5:26.1.5-1~ubuntu.22.04~jammy\nArchitecture: amd64\n",
 		"Installed-Size: 1234\n",
-		"Depends: containerd.io (>= 1.6.4), docker-ce-cli\n",
+		"Depends: containerd.io (>= 1.6.24), docker-ce-cli\n",
 		"Description: The open-source application container engine\n Docker is",
 	} {
 		if !strings.Contains(got, want) {
@@ -174,7 +189,7 @@ func TestDebServiceScripts(t *testing.T) {
 
 func TestPackageKeysFollowTheRecipe(t *testing.T) {
 	pl := testPayload()
-	a, b := pl.dockerCE(formatRPM, "24.0.9", "el9"), pl.dockerCE(formatRPM, "24.0.9", "el9")
+	a, b := pl.dockerCE(formatRPM, "26.1.5", "el9"), pl.dockerCE(formatRPM, "26.1.5", "el9")
 	if a.key(formatRPM) != b.key(formatRPM) {
 		t.Fatal("the same recipe gave two keys")
 	}
@@ -191,11 +206,19 @@ func TestDockerYumTreesMatchTheRealOnes(t *testing.T) {
 	seen := map[string]bool{}
 	for _, tr := range DockerYumTrees {
 		seen[tr.Path] = true
-		if len(tr.Versions) < 2 {
-			t.Errorf("%s carries %v: two versions are needed to test pinning", tr.Path, tr.Versions)
+		for _, v := range tr.Versions {
+			if _, ok := dockerReleases[v]; !ok {
+				t.Errorf("%s carries %s, a version the mirror has no programs of", tr.Path, v)
+			}
 		}
-		if strings.HasSuffix(tr.Path, "centos/8") && contains(tr.Versions, "26.1.4") {
-			t.Errorf("centos/8 carries 26.1.4; the real tree stops at 26.1.3")
+		// The real centos/8 tree stops at 26.1.3: the lab's one version
+		// there lets a pin to the newer one fail as it does for real.
+		if strings.HasSuffix(tr.Path, "centos/8") {
+			if len(tr.Versions) != 1 || tr.Versions[0] != DockerReleases[0] {
+				t.Errorf("centos/8 carries %v, want only %s", tr.Versions, DockerReleases[0])
+			}
+		} else if len(tr.Versions) < 2 {
+			t.Errorf("%s carries %v: two versions are needed to test pinning and upgrades", tr.Path, tr.Versions)
 		}
 	}
 	for _, p := range []string{"docker-ce/linux/centos/7", "docker-ce/linux/centos/8", "docker-ce/linux/centos/9", "docker-ce/linux/rhel/8", "docker-ce/linux/rhel/9"} {

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"compress/gzip"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +15,7 @@ import (
 
 func TestReleaseFileListsEachIndexWithItsDigest(t *testing.T) {
 	packages := []byte("Package: docker-ce\nVersion: 5:24.0.9-1~ubuntu.22.04~jammy\n")
-	gz, err := gzipBytes(packages)
+	gz, err := gzipBytes(packages, gzip.BestCompression)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +40,8 @@ func TestReleaseFileListsEachIndexWithItsDigest(t *testing.T) {
 }
 
 func TestGzipIsReproducible(t *testing.T) {
-	a, _ := gzipBytes([]byte("same"))
-	b, _ := gzipBytes([]byte("same"))
+	a, _ := gzipBytes([]byte("same"), gzip.BestCompression)
+	b, _ := gzipBytes([]byte("same"), gzip.BestCompression)
 	if string(a) != string(b) {
 		t.Error("gzipBytes gave two outputs for one input: index and layer digests would change each build")
 	}
@@ -144,30 +145,42 @@ func TestSourceHashFollowsTheSources(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("go.mod", "module github.com/kprep/kprep/test/kubebuild\n")
-	write("go.sum", "")
-	write("cmd/kubeadm/main.go", "package main\n")
-	h1, err := sourceHash(dir)
+	write("kubebuild/go.mod", "module github.com/kprep/kprep/test/kubebuild\n")
+	write("kubebuild/go.sum", "")
+	write("kubebuild/cmd/kubeadm/main.go", "package main\n")
+	write("kubebuild/README.md", "the builds\n")
+	mod := filepath.Join(dir, "kubebuild")
+	h1, err := sourceHash(mod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	write("cmd/kubeadm/main.go", "package main // changed\n")
-	h2, _ := sourceHash(dir)
+	write("kubebuild/README.md", "the builds, explained\n")
+	write("kubebuild/kubeadmcheck/golden_test.go", "package kubeadmcheck\n")
+	write("kubebuild/cmd/lab-crictl/info_test.go", "package main\n")
+	if h, _ := sourceHash(mod); h != h1 {
+		t.Error("a README edit or a test changed the hash: it would rebuild Kubernetes")
+	}
+	write("kubebuild/cmd/kubeadm/main.go", "package main // changed\n")
+	h2, _ := sourceHash(mod)
 	if h1 == h2 {
 		t.Error("changing a source did not change the hash")
 	}
-	if got, err := findKubeBuild(dir); err != nil || got != dir {
-		t.Errorf("findKubeBuild(%s) = %q, %v", dir, got, err)
+	if got, err := findModule(dir, "kubebuild"); err != nil || got != mod {
+		t.Errorf("findModule(%s, kubebuild) = %q, %v", dir, got, err)
+	}
+	if _, err := findModule(dir, "imagebuild/etcd"); err == nil {
+		t.Error("findModule found a module that is not there")
 	}
 }
 
 func TestKubeLDFlagsSetBothVersionPackages(t *testing.T) {
-	f := kubeLDFlags("abc")
+	f := kubeLDFlags("v1.34.4", "2026-02-10T12:53:36Z", "abc")
 	for _, want := range []string{
 		"-X k8s.io/component-base/version.gitVersion=v1.34.4",
 		"-X k8s.io/client-go/pkg/version.gitVersion=v1.34.4",
 		"-X k8s.io/component-base/version.gitTreeState=clean",
 		"-X k8s.io/client-go/pkg/version.gitCommit=abc",
+		"-X k8s.io/component-base/version.gitMinor=34",
 		"-s -w",
 	} {
 		if !strings.Contains(f, want) {
