@@ -53,7 +53,18 @@ const (
 
 	// VaultPath is the CentOS 7.9 vault: VaultPath/{os,extras,updates}/$basearch/.
 	VaultPath = "centos-vault/7.9.2009"
+	// VaultAltArchPath is where vault.centos.org keeps the other
+	// architectures (aarch64): VaultAltArchPath/{os,...}/aarch64/.
+	VaultAltArchPath = "centos-vault/altarch/7.9.2009"
 )
+
+// vaultPath is the CentOS 7 vault's folder for a's packages.
+func vaultPath(a arch) string {
+	if a.RPM == "x86_64" {
+		return VaultPath
+	}
+	return VaultAltArchPath
+}
 
 // vaultRepos are the CentOS 7 base repos served empty from the vault tree.
 var vaultRepos = []string{"os", "extras", "updates"}
