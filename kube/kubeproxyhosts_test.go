@@ -50,8 +50,8 @@ func TestKubeProxyEndpointReadsAHostsFile(t *testing.T) {
 	awk := script[strings.Index(script, "awk "):strings.LastIndex(script, " /proc/")]
 	for hosts, want := range map[string]string{
 		"# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n192.168.77.11 kube-apiserver.kprep.internal # kprep: the API endpoint (kube/endpoint)\n": "192.168.77.11",
-		"127.0.0.1 localhost KUBE-APISERVER.kprep.internal\n": "127.0.0.1",
-		"127.0.0.1 localhost\n# 10.0.0.1 kube-apiserver.kprep.internal\n":     "-",
+		"127.0.0.1 localhost KUBE-APISERVER.kprep.internal\n":             "127.0.0.1",
+		"127.0.0.1 localhost\n# 10.0.0.1 kube-apiserver.kprep.internal\n": "-",
 	} {
 		cmd := exec.Command("sh", "-c", awk)
 		cmd.Stdin = strings.NewReader(hosts)
