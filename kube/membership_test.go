@@ -170,6 +170,15 @@ func TestReadyDiff(t *testing.T) {
 	if diff := cmp.Diff(want, steptest.Summaries(changes)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+	// One of two replicas is what the Deployment's Available condition
+	// accepts; the step waits for both.
+	changes, _ = ReadyStep{}.Diff(inputFor(c, 0, "node_rc=0\nnode=192.168.77.11 |True|KubeletReady\ncoredns=1/2\n"))
+	if len(changes) != 1 || coreDNSCondition(changes[0].Data.Replicas) != "--for=jsonpath={.status.availableReplicas}=2" {
+		t.Errorf("CoreDNS 1/2: %+v", changes)
+	}
+	if got := coreDNSCondition(""); got != "--for=condition=Available" {
+		t.Errorf("unknown replicas: %s", got)
+	}
 	if changes, _ := (ReadyStep{}).Diff(inputFor(c, 0, "node_rc=0\nnode=192.168.77.11 |True|KubeletReady\ncoredns=2/2\n")); len(changes) != 0 {
 		t.Errorf("ready cluster: %v", steptest.Summaries(changes))
 	}

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +33,10 @@ func (ReadyStep) After() []string {
 // readyWork is what ReadyStep waits for.
 type readyWork struct {
 	Node    bool // the host's Node Ready
-	CoreDNS bool // the CoreDNS Deployment available (first control plane)
+	CoreDNS bool // every CoreDNS replica available (first control plane)
+	// Replicas is the CoreDNS Deployment's replica count as probed, ""
+	// when the probe could not read it.
+	Replicas string
 }
 
 // kubeconfigOf is the file a host reads the API server with: admin.conf
@@ -79,10 +83,21 @@ func (ReadyStep) Diff(in provision.Input) ([]provision.Planned[readyWork], error
 		if avail == "" || avail == "0" || avail != want {
 			changes = append(changes, provision.Planned[readyWork]{Key: "coredns",
 				Summary: fmt.Sprintf("CoreDNS is not available (%s replicas ready)", orZero(st.Values["coredns"])),
-				Action:  "wait for the CoreDNS Deployment to be available", Data: readyWork{CoreDNS: true}})
+				Action:  "wait for every CoreDNS replica to be available", Data: readyWork{CoreDNS: true, Replicas: want}})
 		}
 	}
 	return changes, nil
+}
+
+// coreDNSCondition is what kubectl wait waits for: every replica available,
+// as the probe that verifies the wait asks. The Deployment's Available
+// condition alone is met with one of two replicas (its maxUnavailable),
+// and the verify then found CoreDNS still short of a replica.
+func coreDNSCondition(replicas string) string {
+	if n, err := strconv.Atoi(replicas); err == nil && n > 0 {
+		return "--for=jsonpath={.status.availableReplicas}=" + replicas
+	}
+	return "--for=condition=Available"
 }
 
 func orZero(s string) string {
@@ -107,7 +122,7 @@ func (ReadyStep) Apply(ctx context.Context, t provision.Target, in provision.Inp
 			// wait, not rollout status: a Deployment past its progress
 			// deadline (pods waiting for a CNI longer than 10 minutes)
 			// makes rollout status fail at once, even as its pods come up.
-			wait = kubectl(adminConf, "-n", "kube-system", "wait", "--for=condition=Available", "deployment/coredns", "--timeout="+timeout.String())
+			wait = kubectl(adminConf, "-n", "kube-system", "wait", coreDNSCondition(ch.Data.Replicas), "deployment/coredns", "--timeout="+timeout.String())
 		}
 		// kubectl wait's own --timeout ends it; the command's bound is a
 		// little longer so that its message, not ours, says what happened.
