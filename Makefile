@@ -64,10 +64,12 @@ lab-down: ## remove every host, link, mount and process of the lab instance KPRE
 lab-status: ## show the hosts of the lab instance KPREP_LAB_ID (default 0)
 	$(LAB) status
 
-demo: build ## lab up (or the running one), kprep apply on it, then plan to show nothing is left (root)
+demo: build ## lab up (or the running one), kprep apply on it (a Kubernetes cluster), plan to show nothing is left, then the cluster's nodes and pods (root)
 	@$(LAB) status >/dev/null 2>&1 || $(LAB) up
 	@set -e; inv=$$($(LAB) inventory); export KPREP_LAB_SUDO_PASSWORD=$$($(LAB) sudo-password); \
-	$(BIN) apply -i $$inv; $(BIN) plan -i $$inv
+	$(BIN) apply -i $$inv; $(BIN) plan -i $$inv; \
+	$(LAB) exec lab1 -- kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o wide; \
+	$(LAB) exec lab1 -- kubectl --kubeconfig /etc/kubernetes/admin.conf get pods -A -o wide
 
 ci: test kubeadm-check e2e ## what CI runs
 

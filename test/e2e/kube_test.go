@@ -282,13 +282,16 @@ spec:
 	podIP := kubectlOn(t, l, cp, "get pod web -o jsonpath={.status.podIP}")
 	svcIP := kubectlOn(t, l, cp, "get service web -o jsonpath={.spec.clusterIP}")
 	for _, c := range []struct{ what, url string }{{"pod to pod across nodes", "http://" + podIP + ":8080/"}, {"Service ClusterIP", "http://" + svcIP + "/"}} {
-		if got := kubectlOn(t, l, cp, "exec client -- wget -qO- -T 10 "+c.url); got != "hello-from-"+a {
+		// No -T: Debian bookworm's static busybox 1.35 wget dies with
+		// SIGSEGV when given a timeout (exit 139, reproduced outside any
+		// pod); kubectl's request timeout bounds the exec instead.
+		if got := kubectlOn(t, l, cp, "--request-timeout=30s exec client -- wget -qO- "+c.url); got != "hello-from-"+a {
 			t.Errorf("%s (%s): %q", c.what, c.url, got)
 		}
 	}
-	// Names through the cluster DNS with nslookup, which has busybox's own
-	// resolver: the static busybox's wget resolves through glibc's NSS,
-	// which a static binary cannot load (it dies with SIGSEGV, exit 139).
+	// Names through the cluster DNS with nslookup (busybox's own resolver;
+	// a static binary's wget resolves through glibc's NSS, which it
+	// cannot load).
 	for name, want := range map[string]string{"kubernetes.default.svc.cluster.local": "10.96.0.1", "web.default.svc.cluster.local": svcIP} {
 		if got := kubectlOn(t, l, cp, "exec client -- nslookup "+name); !strings.Contains(got, want) {
 			t.Errorf("%s does not resolve to %s in a pod:\n%s", name, want, got)
