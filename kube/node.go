@@ -110,7 +110,9 @@ func (NodeStep) Diff(in provision.Input) ([]provision.Planned[nodeWork], error) 
 			return nil, fmt.Errorf("the Node's %s annotation is not kprep's JSON (%v); remove it, and kprep writes it again", managedAnnotation, err)
 		}
 	}
-	node := "node/" + h.Name
+	// "node NAME", not "node/NAME": kubectl taint takes only the first
+	// (v1.34: `the server doesn't have a resource type "node/lab3"`).
+	node := []string{"node", h.Name}
 	var changes []provision.Planned[nodeWork]
 
 	// Labels: the inventory's, and the removal of those kprep set before
@@ -136,7 +138,7 @@ func (NodeStep) Diff(in provision.Input) ([]provision.Planned[nodeWork], error) 
 		if len(unsetLabels) > 0 {
 			summary = append(summary, "has labels kprep set and the inventory dropped: "+strings.Join(trimDash(unsetLabels), ", "))
 		}
-		args := append(append([]string{"label", node, "--overwrite"}, setLabels...), unsetLabels...)
+		args := append(append(append([]string{"label"}, node...), "--overwrite"), append(setLabels, unsetLabels...)...)
 		changes = append(changes, provision.Planned[nodeWork]{Key: "labels", Summary: "the Node " + h.Name + " " + strings.Join(summary, "; "),
 			Action: "kubectl " + strings.Join(args, " "), Data: nodeWork{Args: [][]string{args}}})
 	}
@@ -161,7 +163,7 @@ func (NodeStep) Diff(in provision.Input) ([]provision.Planned[nodeWork], error) 
 	var added, removed []string
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		if t, ok := have[id]; !ok || t.Value != want[id].Value {
-			taintArgs = append(taintArgs, []string{"taint", node, want[id].String(), "--overwrite"})
+			taintArgs = append(taintArgs, append(append([]string{"taint"}, node...), want[id].String(), "--overwrite"))
 			added = append(added, want[id].String())
 		}
 	}
@@ -174,7 +176,7 @@ func (NodeStep) Diff(in provision.Input) ([]provision.Planned[nodeWork], error) 
 			continue
 		}
 		if _, has := have[id]; has {
-			taintArgs = append(taintArgs, []string{"taint", node, id + "-"})
+			taintArgs = append(taintArgs, append(append([]string{"taint"}, node...), id+"-"))
 			removed = append(removed, id)
 		}
 	}
@@ -198,9 +200,9 @@ func (NodeStep) Diff(in provision.Input) ([]provision.Planned[nodeWork], error) 
 	slices.Sort(record.Taints)
 	if !slices.Equal(record.Labels, owned.Labels) || !slices.Equal(record.Taints, owned.Taints) {
 		b, _ := json.Marshal(record)
-		args := []string{"annotate", node, "--overwrite", managedAnnotation + "=" + string(b)}
+		args := append(append([]string{"annotate"}, node...), "--overwrite", managedAnnotation+"="+string(b))
 		changes = append(changes, provision.Planned[nodeWork]{Key: "record", Summary: "the Node's " + managedAnnotation + " annotation does not list what kprep keeps there",
-			Action: "kubectl annotate " + node + " " + managedAnnotation, Data: nodeWork{Args: [][]string{args}}})
+			Action: "kubectl annotate node " + h.Name + " " + managedAnnotation, Data: nodeWork{Args: [][]string{args}}})
 	}
 	return changes, nil
 }

@@ -49,7 +49,7 @@ func TestNodeLabelsAndTaints(t *testing.T) {
 	if diff := cmp.Diff(want, steptest.Summaries(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
-	if got := changes[0].Data.Args[0]; !cmp.Equal(got, []string{"label", "node/w1", "--overwrite", "tier=web"}) {
+	if got := changes[0].Data.Args[0]; !cmp.Equal(got, []string{"label", "node", "w1", "--overwrite", "tier=web"}) {
 		t.Errorf("label args %q", got)
 	}
 
@@ -90,7 +90,7 @@ func TestControlPlaneTaintFollowsTheRoles(t *testing.T) {
 	// Also a worker: the taint goes.
 	c.Hosts[1].Roles = []string{inventory.RoleControlPlane, inventory.RoleWorker}
 	changes, _ = NodeStep{}.Diff(inputFor(c, 1, nodeRecord(t, nil, []nodeTaint{cp}, nil)))
-	if len(changes) != 1 || !cmp.Equal(changes[0].Data.Args, [][]string{{"taint", "node/cp2", "node-role.kubernetes.io/control-plane:NoSchedule-"}}) {
+	if len(changes) != 1 || !cmp.Equal(changes[0].Data.Args, [][]string{{"taint", "node", "cp2", "node-role.kubernetes.io/control-plane:NoSchedule-"}}) {
 		t.Errorf("%+v", changes)
 	}
 }

@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -212,8 +213,17 @@ func TestKubeCluster(t *testing.T) {
 		}
 		hostSh(t, l, "lab3", `sed -i 's/^127\.0\.0\.1 \(kube-apiserver\.kprep\.internal \)/`+cpHost.Address+` \1/' /etc/hosts`)
 		join := kubectlOn(t, l, cp, "version >/dev/null && kubeadm token create --ttl 10m --print-join-command --kubeconfig /etc/kubernetes/admin.conf")
-		hostSh(t, l, "lab3", "("+join+" >/tmp/cut-join.log 2>&1 &) ; i=0; until [ -e /etc/kubernetes/bootstrap-kubelet.conf ]; do i=$((i+1)); [ $i -gt 3000 ] && exit 1; sleep 0.1; done; pkill -9 -f 'kubeadm join'; systemctl stop kubelet; rm -f /etc/kubernetes/kubelet.conf")
+		hostSh(t, l, "lab3", "("+join+" >/tmp/cut-join.log 2>&1 &) ; i=0; until [ -e /etc/kubernetes/bootstrap-kubelet.conf ]; do i=$((i+1)); [ $i -gt 3000 ] && exit 1; sleep 0.1; done; pkill -9 -x kubeadm; systemctl stop kubelet; rm -f /etc/kubernetes/kubelet.conf")
 		kubectlOn(t, l, cp, "delete node lab3 --ignore-not-found")
+		// The test's own token goes too: the fourth host's subtest checks
+		// that kprep leaves none.
+		fields := strings.Fields(join)
+		i := slices.Index(fields, "--token")
+		if i < 0 || i+1 >= len(fields) {
+			t.Fatalf("no --token in %q", join)
+		}
+		tokenID, _, _ := strings.Cut(fields[i+1], ".")
+		kubectlOn(t, l, cp, "version >/dev/null && kubeadm token delete "+tokenID+" --kubeconfig /etc/kubernetes/admin.conf")
 		plan := runKprep(t, l, 2, "plan", "-i", inv)
 		if s := plan.step(t, "lab3", "kube/join-worker"); !strings.Contains(fmt.Sprint(s.Changes), "an earlier kubeadm join was cut off") {
 			t.Errorf("plan: %+v", s)
