@@ -147,15 +147,23 @@ type reportStep struct {
 	DurationMs int64
 }
 
-// runKprep runs kprep with -o json, wants the exit code, and returns the
-// report.
-func runKprep(t *testing.T, l *lab.Lab, wantExit int, args ...string) kprepReport {
+// kprepCommand is kprep with args, given the lab's sudo password in the
+// environment variable the lab's inventory names.
+func kprepCommand(t *testing.T, l *lab.Lab, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(kprepBinary(t), append(args, "-o", "json", "--no-color")...)
+	cmd := exec.Command(kprepBinary(t), args...)
 	cmd.Env = os.Environ()
 	if pw, err := l.SudoPassword(); err == nil && pw != "" {
 		cmd.Env = append(cmd.Env, l.SudoPasswordEnv()+"="+pw)
 	}
+	return cmd
+}
+
+// runKprep runs kprep with -o json, wants the exit code, and returns the
+// report.
+func runKprep(t *testing.T, l *lab.Lab, wantExit int, args ...string) kprepReport {
+	t.Helper()
+	cmd := kprepCommand(t, l, append(args, "-o", "json", "--no-color")...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

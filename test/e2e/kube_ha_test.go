@@ -90,7 +90,7 @@ func TestKubeHA(t *testing.T) {
 
 	t.Run("kubeconfig works from this machine", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "lab.conf")
-		out, err := exec.Command(kprepBinary(t), "kubeconfig", "-i", inv, "--write", file).CombinedOutput()
+		out, err := kprepCommand(t, l, "kubeconfig", "-i", inv, "--write", file).CombinedOutput()
 		if err != nil {
 			t.Fatalf("kprep kubeconfig: %v\n%s", err, out)
 		}
@@ -108,7 +108,7 @@ func TestKubeHA(t *testing.T) {
 			t.Errorf("kubectl get nodes from this machine: %v\n%s", err, got)
 		}
 		// To stdout, the same file.
-		stdout, err := exec.Command(kprepBinary(t), "kubeconfig", "-i", inv).Output()
+		stdout, err := kprepCommand(t, l, "kubeconfig", "-i", inv).Output()
 		if b, _ := os.ReadFile(file); err != nil || string(stdout) != string(b) {
 			t.Errorf("kprep kubeconfig to stdout differs from --write: %v", err)
 		}
@@ -169,13 +169,13 @@ func TestKubeHA(t *testing.T) {
 
 	t.Run("reset refusals", func(t *testing.T) {
 		// Every control plane, without --force.
-		out, err := exec.Command(kprepBinary(t), "reset", "-i", inv, "--hosts", "lab1,lab2,lab3", "--yes").CombinedOutput()
+		out, err := kprepCommand(t, l, "reset", "-i", inv, "--hosts", "lab1,lab2,lab3", "--yes").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "refusing to reset every control plane (lab1, lab2, lab3)") {
 			t.Errorf("reset of every control plane: %v\n%s", err, out)
 		}
 		// The only control plane of an inventory that has one.
 		one := kubeInventory(t, l, []string{"lab1", "lab4"}, []string{"lab1"}, nil)
-		out, err = exec.Command(kprepBinary(t), "reset", "-i", one, "--hosts", "lab1", "--yes").CombinedOutput()
+		out, err = kprepCommand(t, l, "reset", "-i", one, "--hosts", "lab1", "--yes").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "refusing to reset every control plane (lab1)") {
 			t.Errorf("reset of the only control plane: %v\n%s", err, out)
 		}
