@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 LAB       := $(GO) run ./test/lab
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help build test unit lint bench bench-lab fuzz kubeadm-check e2e e2e-kunpeng lab-arm64-deps lab-up lab-down lab-status demo ci clean
+.PHONY: help build test unit lint bench bench-lab fuzz kubeadm-check e2e e2e-ha e2e-kunpeng lab-arm64-deps lab-up lab-down lab-status demo ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,12 @@ e2e: build ## the lab's own tests and the end-to-end suites on it (root; builds 
 	cd test/kubebuild && $(GO) test -count=1 ./cmd/lab-crictl
 	KPREP_LAB=1 $(GO) test -count=1 -timeout 60m ./test/lab/...
 	KPREP_E2E=1 KPREP_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 80m -v ./test/e2e/...
+
+# Opt-in, not in `make ci`: a second cluster (three control planes and a
+# worker in local mode) costs 10 to 20 minutes on 2 cores, which the cold
+# CI run cannot spare beside the image builds and TestKubeCluster.
+e2e-ha: build ## the HA suite: 3 control planes and a worker in local mode, the proxy, kubeconfig, reset (root)
+	KPREP_E2E=1 KPREP_HA=1 KPREP_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 60m -v -run 'TestKubeHA$$' ./test/e2e/
 
 # Opt-in, not in `make ci`: the aarch64 VM image's first build runs
 # debootstrap and apt under qemu-user (test/lab/README.md has the times).
