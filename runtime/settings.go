@@ -48,10 +48,16 @@ var pauseVersions = []struct {
 // the inventory's own, or the pause image kubeadm expects for the
 // Kubernetes version, from kubernetes.imageRepository.
 func sandboxImage(c *inventory.Cluster) string {
-	k := c.Kubernetes
-	if k.SandboxImage != "" {
-		return k.SandboxImage
+	if c.Kubernetes.SandboxImage != "" {
+		return c.Kubernetes.SandboxImage
 	}
+	return kubeadmPauseImage(c)
+}
+
+// kubeadmPauseImage is the pause image kubeadm lists (and pulls) for the
+// Kubernetes version, from kubernetes.imageRepository.
+func kubeadmPauseImage(c *inventory.Cluster) string {
+	k := c.Kubernetes
 	repo := strings.TrimRight(k.ImageRepository, "/")
 	if repo == "" {
 		repo = defaultImageRepository
