@@ -66,6 +66,15 @@ func newTestRegistry(t *testing.T) *testRegistry {
 	return r
 }
 
+// log returns the requests since the last call and forgets them.
+func (r *testRegistry) log() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.requests
+	r.requests = nil
+	return out
+}
+
 func (r *testRegistry) addr() string { return strings.TrimPrefix(r.URL, "http://") }
 
 // image is a random image whose config says linux/arch.
@@ -189,7 +198,7 @@ func TestImagesProbeAsksTheRegistryAndDiffNamesWhatIsMissing(t *testing.T) {
 	reg.pushIndex(t, "private/pause:3.10.1", "amd64", "arm64")
 	reg.pushIndex(t, "arm/flannel-io/flannel:v0.28.10", "arm64")
 	c := imagesCluster(t, reg.addr(), deadAddr(t))
-	reg.requests = nil
+	reg.log()
 
 	state := runProbe(t, c, &c.Hosts[1], t.TempDir(), nil)
 	in := provision.Input{Cluster: c, Host: &c.Hosts[1], Facts: steptest.Rocky9, State: state}
@@ -221,7 +230,8 @@ func TestImagesProbeAsksTheRegistryAndDiffNamesWhatIsMissing(t *testing.T) {
 	// One manifest GET per image (the sandbox's again with its token),
 	// CoreDNS's config, and no layer: nothing was pulled.
 	var manifests, blobs, tokens int
-	for _, r := range reg.requests {
+	requests := reg.log()
+	for _, r := range requests {
 		switch {
 		case strings.Contains(r, "/manifests/"):
 			manifests++
@@ -231,8 +241,8 @@ func TestImagesProbeAsksTheRegistryAndDiffNamesWhatIsMissing(t *testing.T) {
 			tokens++
 		}
 	}
-	if manifests != 6 || blobs != 1 || tokens != 1 || len(reg.requests) != 8 {
-		t.Errorf("%d manifest, %d blob, %d token requests, want 6, 1, 1:\n%s", manifests, blobs, tokens, strings.Join(reg.requests, "\n"))
+	if manifests != 6 || blobs != 1 || tokens != 1 || len(requests) != 8 {
+		t.Errorf("%d manifest, %d blob, %d token requests, want 6, 1, 1:\n%s", manifests, blobs, tokens, strings.Join(requests, "\n"))
 	}
 
 	// On an arm64 host the arm64-only index is fine and the amd64-only
@@ -272,13 +282,13 @@ func TestImagesProbeSkipsWhatTheRuntimeHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	reg.requests = nil
+	reg.log()
 	state := runProbe(t, c, &c.Hosts[1], bin, func(s string) string {
 		return strings.Replace(s, "sock=/run/containerd/containerd.sock", "sock="+sock, 1)
 	})
 	// (The HTTPS attempt before plain HTTP never reaches the handler.)
-	if len(reg.requests) != 1 || !strings.Contains(reg.requests[0], checks[1].Ref.Repository+"/manifests/") {
-		t.Errorf("requests for images containerd holds: %q", reg.requests)
+	if requests := reg.log(); len(requests) != 1 || !strings.Contains(requests[0], checks[1].Ref.Repository+"/manifests/") {
+		t.Errorf("requests for images containerd holds: %q", requests)
 	}
 	_, err = ImagesStep{}.Diff(provision.Input{Cluster: c, Host: &c.Hosts[1], Facts: steptest.Rocky9, State: state})
 	if err == nil || strings.Count(err.Error(), "\n- ") != 1 || !strings.Contains(err.Error(), checks[1].Image) {
