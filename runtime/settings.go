@@ -36,6 +36,7 @@ var pauseVersions = []struct {
 	minor   int
 	version string
 }{
+	{36, "3.10.2"},
 	{34, "3.10.1"},
 	{31, "3.10"},
 	{26, "3.9"},

@@ -24,15 +24,24 @@ type Need struct {
 // names none.
 const defaultImageRepository = "registry.k8s.io"
 
-// kubeadmTags are the etcd and CoreDNS tags kubeadm lists for a Kubernetes
-// version (cmd/kubeadm/app/constants: SupportedEtcdVersion of the minor,
-// CoreDNSVersion), for the versions whose kubeadm kprep has read. They move
-// within a minor (1.34.0 listed etcd 3.6.4-0, 1.34.4 lists 3.6.5-0), so a
-// version not listed here gets a warning instead of a guess.
+// kubeadmTags are the etcd and CoreDNS tags kubeadm lists for its own
+// Kubernetes version (cmd/kubeadm/app/constants: SupportedEtcdVersion of
+// its minor, CoreDNSVersion), read from k8s.io/kubernetes at each version
+// below as the Go module proxy serves it; 1.34.4's is also what the real
+// kubeadm's `config images list` prints in the lab (test/lab/mirror).
+// They move between patch releases (1.34.0 lists etcd 3.6.4-0, 1.34.2
+// 3.6.5-0), so a version not listed gets a warning instead of a guess.
 var kubeadmTags = map[string]struct{ etcd, coreDNS string }{
-	// Read from k8s.io/kubernetes v1.34.4 and checked by the real
-	// kubeadm's `config images list` in the lab (test/lab/mirror).
-	"1.34.4": {etcd: "3.6.5-0", coreDNS: "v1.12.1"},
+	"1.33.6":  {etcd: "3.5.24-0", coreDNS: "v1.12.0"},
+	"1.33.13": {etcd: "3.5.24-0", coreDNS: "v1.12.0"},
+	"1.34.0":  {etcd: "3.6.4-0", coreDNS: "v1.12.1"},
+	"1.34.2":  {etcd: "3.6.5-0", coreDNS: "v1.12.1"},
+	"1.34.3":  {etcd: "3.6.5-0", coreDNS: "v1.12.1"},
+	"1.34.4":  {etcd: "3.6.5-0", coreDNS: "v1.12.1"},
+	"1.35.4":  {etcd: "3.6.6-0", coreDNS: "v1.13.1"},
+	"1.36.1":  {etcd: "3.6.8-0", coreDNS: "v1.14.2"},
+	"1.36.3":  {etcd: "3.6.8-0", coreDNS: "v1.14.2"},
+	"1.37.2":  {etcd: "3.7.0-0", coreDNS: "v1.14.6"},
 }
 
 // Needed lists the images host h will pull for cluster c (which passed

@@ -102,4 +102,14 @@ func TestNeededUnknownVersionSaysSo(t *testing.T) {
 	if len(unknown) != 2 || !strings.Contains(unknown[0], "etcd tag kubeadm 1.33.2") || !strings.Contains(unknown[1], "1.34.4") {
 		t.Errorf("unknown: %q", unknown)
 	}
+	// A known version of another minor: its own tags, and its pause.
+	c = cluster(t, `kubernetes: {version: "1.36.3", cni: none}
+`)
+	needs, unknown = Needed(c, &c.Hosts[0])
+	got = list(needs)
+	for _, want := range []string{"registry.k8s.io/etcd:3.6.8-0 ", "registry.k8s.io/coredns/coredns:v1.14.2 ", "registry.k8s.io/pause:3.10.2 "} {
+		if !strings.Contains(got, want) || len(unknown) != 0 {
+			t.Errorf("1.36.3: no %q in\n%s\n(unknown %q)", want, got, unknown)
+		}
+	}
 }
