@@ -49,8 +49,8 @@ const (
 // imagesProbeFuncs are the probe's shell functions. kprep_img_get URL SKIP
 // [HEADER] makes one GET (curl, or wget) with the manifest Accept header
 // and prints its HTTP status (000: no answer); the body is in $d/b, the
-// headers in $d/h, the error in $d/e. kprep_img_try N M API SKIP REPO REF
-// HOST asks endpoint M for image N's manifest (a bearer token first when
+// headers in $d/h, the error in $d/e. kprep_img_try N M MANIFEST BLOBS
+// SKIP REPO HOST asks endpoint M for image N's manifest (a bearer token first when
 // the registry asks for one, as containerd does for anonymous pulls),
 // then the config of a single image, and prints what it got; it returns 0
 // when the registry had the manifest.
@@ -88,12 +88,11 @@ kprep_img_token() {
 kprep_img_try() {
   case $down in *" $7 "*) echo "img.$1.$2=skip"; return 1 ;; esac
   if [ "$tool" = none ]; then echo "img.$1.$2=notool"; return 1; fi
-  url="$3/$5/manifests/$6"
-  s=$(kprep_img_get "$url" "$4")
+  s=$(kprep_img_get "$3" "$5")
   auth=
   if [ "$s" = 401 ]; then
-    auth=$(kprep_img_token "$4" "$5")
-    [ -z "$auth" ] || s=$(kprep_img_get "$url" "$4" "$auth")
+    auth=$(kprep_img_token "$5" "$6")
+    [ -z "$auth" ] || s=$(kprep_img_get "$3" "$5" "$auth")
   fi
   ct=$(tr -d '\r' <"$d/h" 2>/dev/null | sed -n 's/^[Cc]ontent-[Tt]ype: *//p' | tail -n1)
   echo "img.$1.$2=$s $ct"
@@ -108,7 +107,7 @@ kprep_img_try() {
   case $flat in *'"manifests":['*) return 0 ;; esac
   cfg=$(printf '%%s' "$flat" | sed -n 's/.*"config":{[^}]*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p')
   [ -n "$cfg" ] || return 0
-  s=$(kprep_img_get "$3/$5/blobs/$cfg" "$4" "$auth")
+  s=$(kprep_img_get "$4$cfg" "$5" "$auth")
   echo "img.$1.$2.config=$s"
   [ "$s" != 200 ] || printf 'file img.%%s.%%s.config %%s\n' "$1" "$2" "$(base64 -w0 <"$d/b")"
   return 0
@@ -163,7 +162,8 @@ func (ImagesStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 	checks, _ := imageChecks(h, c)
 	var b strings.Builder
 	for _, kv := range runtime.ProxyEnv(c) {
-		// curl reads http_proxy in lower case only; wget reads lower case.
+		// Both cases: curl reads http_proxy only in lower case, wget reads
+		// every one in lower case.
 		fmt.Fprintf(&b, "%s=%s; %s=%[2]s; export %[1]s %[3]s\n", kv[0], shell.Quote(kv[1]), strings.ToLower(kv[0]))
 	}
 	fmt.Fprintf(&b, "accept=%s\n", shell.Quote(images.Accept))
@@ -183,20 +183,13 @@ func (ImagesStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 			if e.SkipVerify {
 				skip = "1"
 			}
-			fmt.Fprintf(&b, "elif kprep_img_try %d %d %s '%s' %s %s %s; then :\n", i, m,
-				shell.Quote(e.API), skip, shell.Quote(ic.Ref.Repository), shell.Quote(manifestRef(ic.Ref)), shell.Quote(e.Host()))
+			fmt.Fprintf(&b, "elif kprep_img_try %d %d %s %s '%s' %s %s; then :\n", i, m,
+				shell.Quote(e.ManifestURL(ic.Ref)), shell.Quote(e.BlobsURL(ic.Ref)), skip, shell.Quote(ic.Ref.Repository), shell.Quote(e.Host()))
 		}
 		b.WriteString("fi\n")
 	}
 	b.WriteString("exit 0")
 	return b.String()
-}
-
-func manifestRef(r images.Ref) string {
-	if r.Digest != "" {
-		return r.Digest
-	}
-	return r.Tag
 }
 
 // imageVerdict is what the probe found of one image.
@@ -240,7 +233,7 @@ func judgeImage(st shell.State, i int, ic imageCheck, arch string) imageVerdict 
 		case "401", "403":
 			tried = append(tried, e.Host()+" wants credentials (HTTP "+status+")")
 		case "404":
-			tried = append(tried, e.Host()+" has no "+manifestRef(ic.Ref)+" of "+ic.Ref.Repository+" (HTTP 404)")
+			tried = append(tried, e.Host()+" has no "+ic.Ref.ManifestRef()+" of "+ic.Ref.Repository+" (HTTP 404)")
 		default:
 			tried = append(tried, e.Host()+" answered HTTP "+status)
 		}

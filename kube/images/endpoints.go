@@ -31,12 +31,13 @@ func (e Endpoint) Host() string {
 
 // ManifestURL is where the endpoint serves the reference's manifest.
 func (e Endpoint) ManifestURL(r Ref) string {
-	return e.API + "/" + r.Repository + "/manifests/" + r.manifestRef()
+	return e.API + "/" + r.Repository + "/manifests/" + r.ManifestRef()
 }
 
-// BlobURL is where the endpoint serves one of the repository's blobs.
-func (e Endpoint) BlobURL(r Ref, digest string) string {
-	return e.API + "/" + r.Repository + "/blobs/" + digest
+// BlobsURL is where the endpoint serves the repository's blobs: a
+// blob's URL is this and its digest.
+func (e Endpoint) BlobsURL(r Ref) string {
+	return e.API + "/" + r.Repository + "/blobs/"
 }
 
 // Endpoints lists where the host's runtime pulls r from, in its order, as

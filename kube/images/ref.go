@@ -95,9 +95,9 @@ func (r Ref) DockerName() string {
 	return strings.TrimPrefix(short, "library/")
 }
 
-// manifestRef is what goes after /manifests/ in the registry API: the
+// ManifestRef is what goes after /manifests/ in the registry API: the
 // digest when the reference pins one, else the tag.
-func (r Ref) manifestRef() string {
+func (r Ref) ManifestRef() string {
 	if r.Digest != "" {
 		return r.Digest
 	}

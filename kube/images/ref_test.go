@@ -82,7 +82,7 @@ func TestEndpoints(t *testing.T) {
 	if got := e.ManifestURL(r); got != "http://reg:5000/v2/lab/hello/manifests/sha256:ab" {
 		t.Errorf("manifest URL %s", got)
 	}
-	if got := e.BlobURL(r, "sha256:cd"); got != "http://reg:5000/v2/lab/hello/blobs/sha256:cd" {
+	if got := e.BlobsURL(r); got != "http://reg:5000/v2/lab/hello/blobs/" {
 		t.Errorf("blob URL %s", got)
 	}
 	if got := (Endpoint{API: "https://mirror.example.com/prefix/v2"}).Host(); got != "https://mirror.example.com" {
