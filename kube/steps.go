@@ -3,7 +3,8 @@ package kube
 import "github.com/kprep/kprep/provision"
 
 // Steps returns the kube phase's steps in the order they run: what the
-// host cannot do before anything changes, the repo
+// host cannot do before anything changes (its kernel and runtime, then the
+// images the registry must have for its platform), the repo
 // before the packages, the packages (which bring the kubelet's unit and its
 // environment file) before the kubelet's settings, the endpoint's name
 // before anything reads a kubeconfig, init (then the CNI) before any join,
@@ -14,6 +15,7 @@ import "github.com/kprep/kprep/provision"
 func Steps() []provision.Step {
 	return []provision.Step{
 		provision.Typed(PreflightStep{}),
+		provision.Typed(ImagesStep{}),
 		provision.Typed(RepoStep{}),
 		provision.Typed(PackagesStep{}),
 		provision.Typed(KubeletStep{}),

@@ -283,3 +283,38 @@ func TestPeerReachesHostsOutsideTheRun(t *testing.T) {
 		t.Errorf("cp commands = %q", got)
 	}
 }
+
+// onceStep is a keyStep whose probe the engine asks once per run.
+type onceStep struct{ keyStep }
+
+func (*onceStep) ProbedOnce() bool { return true }
+
+func TestProbedOnceStepKeepsItsFirstAnswerThroughReprobes(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/one": "bad", "p/two": "bad", "p/registry": "good", "p/after": "good"})
+	steps := []Step{&keyStep{name: "p/one", want: "good"}, &keyStep{name: "p/two", want: "good"},
+		&onceStep{keyStep{name: "p/registry", want: "good"}}, &keyStep{name: "p/after", want: "good"}}
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}}, Options{Mode: ModeApply, Steps: steps})
+	want := map[string]Status{"p/one": StatusChanged, "p/two": StatusChanged, "p/registry": StatusUnchanged, "p/after": StatusUnchanged}
+	if diff := cmp.Diff(want, statuses(rep.Hosts[0])); diff != "" {
+		t.Fatalf("statuses (-want +got):\n%s", diff)
+	}
+	// The first probe, then two re-probes (after p/one and p/two): p/after is
+	// in each, p/registry only in the first.
+	var probes, registry, after int
+	for _, cmd := range host.commands {
+		if !strings.Contains(cmd, " begin ") {
+			continue
+		}
+		probes++
+		if strings.Contains(cmd, "begin p/registry'") {
+			registry++
+		}
+		if strings.Contains(cmd, "begin p/after'") {
+			after++
+		}
+	}
+	if probes != 3 || registry != 1 || after != 3 {
+		t.Errorf("%d probes, p/registry in %d, p/after in %d; want 3, 1, 3", probes, registry, after)
+	}
+}

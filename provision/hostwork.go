@@ -92,9 +92,15 @@ func (w *hostWork) changeCounts() map[string]int64 {
 // changed what a step depends on, so a step always decides on the host as
 // it is now. The old sections of those steps are dropped first: state is
 // never a mix of two probes.
+//
+// A ProbedOnce step after steps[from] keeps its first answer: nothing the
+// run changes on the host changes what it asked.
 func (w *hostWork) reprobe(ctx context.Context, from int) error {
 	var parts []probePart
-	for _, s := range w.steps[from:] {
+	for i, s := range w.steps[from:] {
+		if _, kept := w.state[s.Name()]; kept && i > 0 && probedOnce(s) {
+			continue
+		}
 		parts = append(parts, probePart{name: s.Name(), snippet: s.Probe(w.host, w.run.cluster)})
 		delete(w.state, s.Name())
 	}

@@ -72,6 +72,22 @@ type Serial interface {
 	Serial() bool
 }
 
+// ProbedOnce is implemented by steps whose probe asks something outside
+// the host that no step of the run changes (a registry, over the
+// network), one request per item: the host's first probe asks, and the
+// re-probes after other steps changed the host keep that answer instead
+// of asking again. The step's own state must not depend on what earlier
+// steps change, or only in the direction of asking more.
+type ProbedOnce interface {
+	ProbedOnce() bool
+}
+
+// probedOnce reports whether s is a ProbedOnce step.
+func probedOnce(s Step) bool {
+	p, ok := s.(ProbedOnce)
+	return ok && p.ProbedOnce()
+}
+
 // Input is what a step sees of one host: the inventory, the host's facts and
 // the output of the step's own probe snippet.
 type Input struct {

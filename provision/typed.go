@@ -99,3 +99,11 @@ func (t typed[T]) Serial() bool {
 	}
 	return false
 }
+
+// ProbedOnce implements ProbedOnce for the steps that have it.
+func (t typed[T]) ProbedOnce() bool {
+	if q, ok := t.s.(ProbedOnce); ok {
+		return q.ProbedOnce()
+	}
+	return false
+}

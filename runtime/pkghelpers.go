@@ -4,6 +4,7 @@ import (
 	"io/fs"
 
 	"github.com/kprep/kprep/provision/facts"
+	"github.com/kprep/kprep/provision/inventory"
 )
 
 // The package helpers the runtime steps use, exported for the kube phase's
@@ -51,6 +52,19 @@ func SortedUpstream(pkgVersions []string) []string { return sortedUpstream(pkgVe
 // FetchCommand is a shell line that downloads url into dest (a shell word)
 // atomically, with curl, wget or apt's helper, whichever the host has.
 func FetchCommand(url, dest string, mode fs.FileMode) string { return fetchCommand(url, dest, mode) }
+
+// SandboxImage is the pod sandbox image the runtime steps configure:
+// kubernetes.sandboxImage, or kubeadm's pause image.
+func SandboxImage(c *inventory.Cluster) string { return sandboxImage(c) }
+
+// KubeadmPauseImage is the pause image kubeadm lists for the inventory's
+// Kubernetes version and image repository.
+func KubeadmPauseImage(c *inventory.Cluster) string { return kubeadmPauseImage(c) }
+
+// ProxyEnv is the proxy environment the runtime steps give docker and
+// containerd (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), in order; nil without
+// docker.proxy.
+func ProxyEnv(c *inventory.Cluster) [][2]string { return proxyEnv(c) }
 
 // Timeouts of the package manager's slow commands and of a download.
 const (

@@ -36,6 +36,7 @@ var pauseVersions = []struct {
 	minor   int
 	version string
 }{
+	{36, "3.10.2"},
 	{34, "3.10.1"},
 	{31, "3.10"},
 	{26, "3.9"},
@@ -48,10 +49,16 @@ var pauseVersions = []struct {
 // the inventory's own, or the pause image kubeadm expects for the
 // Kubernetes version, from kubernetes.imageRepository.
 func sandboxImage(c *inventory.Cluster) string {
-	k := c.Kubernetes
-	if k.SandboxImage != "" {
-		return k.SandboxImage
+	if c.Kubernetes.SandboxImage != "" {
+		return c.Kubernetes.SandboxImage
 	}
+	return kubeadmPauseImage(c)
+}
+
+// kubeadmPauseImage is the pause image kubeadm lists (and pulls) for the
+// Kubernetes version, from kubernetes.imageRepository.
+func kubeadmPauseImage(c *inventory.Cluster) string {
+	k := c.Kubernetes
 	repo := strings.TrimRight(k.ImageRepository, "/")
 	if repo == "" {
 		repo = defaultImageRepository

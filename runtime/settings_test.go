@@ -13,6 +13,8 @@ func TestSandboxImageFollowsKubeadm(t *testing.T) {
 	tests := []struct {
 		version, repo, override, want string
 	}{
+		{"1.37.2", "", "", "registry.k8s.io/pause:3.10.2"}, // kubeadm v1.36.1 and v1.37.2's PauseVersion
+		{"1.35.4", "", "", "registry.k8s.io/pause:3.10.1"},
 		{"1.34.4", "registry.aliyuncs.com/google_containers", "", "registry.aliyuncs.com/google_containers/pause:3.10.1"},
 		{"1.33.1", "", "", "registry.k8s.io/pause:3.10"},
 		{"1.31.0", "mirror.example/k8s/", "", "mirror.example/k8s/pause:3.10"},

@@ -54,11 +54,7 @@ func labEnv(l *lab.Lab) func(string) (string, bool) {
 // loadLabInventory reads the lab's inventory as kprep does.
 func loadLabInventory(tb testing.TB, l *lab.Lab) *inventory.Cluster {
 	tb.Helper()
-	c, err := inventory.LoadWith(l.InventoryPath(), inventory.Options{LookupEnv: labEnv(l)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
+	return loadInventory(tb, l, l.InventoryPath())
 }
 
 // planConverged runs one in-process plan of the hostprep steps and returns

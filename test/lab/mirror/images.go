@@ -76,17 +76,22 @@ func labImages(in imageInputs) []imageSpec {
 			pauseTags = append(pauseTags, k.PauseTag)
 		}
 	}
-	specs = append(specs, imageSpec{Repo: "google_containers/pause", Tags: pauseTags,
-		Source:  "the lab's pause program (Go, test/lab/mirror/pause.go)",
-		Renamed: "a Go program doing what Kubernetes' pause.c does",
-		Config:  imageConfig{Entrypoint: []string{"/pause"}, User: "65535:65535", WorkingDir: "/"},
-		Layers:  []layerSpec{{Note: "kprep lab mirror: pause program built with Go", Files: []layerFile{{Name: "pause", Src: in.pause, Mode: 0o755}}}},
-	})
+	specs = append(specs, pauseImage("google_containers/pause", pauseTags, in.pause))
 	for _, k := range kubeReleases {
 		specs = append(specs, kubeImages(k, in)...)
 	}
 	specs = append(specs, flannelImages(in)...)
 	return append(specs, haproxyImage(in))
+}
+
+// pauseImage is the lab's pause image (the program at pause) as repo:tags.
+func pauseImage(repo string, tags []string, pause string) imageSpec {
+	return imageSpec{Repo: repo, Tags: tags,
+		Source:  "the lab's pause program (Go, test/lab/mirror/pause.go)",
+		Renamed: "a Go program doing what Kubernetes' pause.c does",
+		Config:  imageConfig{Entrypoint: []string{"/pause"}, User: "65535:65535", WorkingDir: "/"},
+		Layers:  []layerSpec{{Note: "kprep lab mirror: pause program built with Go", Files: []layerFile{{Name: "pause", Src: pause, Mode: 0o755}}}},
+	}
 }
 
 // kubeImages are the images a release's `kubeadm config images list`

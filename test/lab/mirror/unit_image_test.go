@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -410,5 +411,28 @@ func TestPauseSourceTypeChecks(t *testing.T) {
 	conf := gotypes.Config{Importer: importer.ForCompiler(fset, "source", nil)}
 	if _, err := conf.Check("main", fset, []*ast.File{f}, nil); err != nil {
 		t.Errorf("the pause program does not compile: %v", err)
+	}
+}
+
+func TestPushPauseForOneArchitectureOnly(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to build the pause program")
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/arm64only/pause:1"
+	digest, err := PushPauseFor(t.Context(), Options{CacheDir: t.TempDir()}, ref, "arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, got, err := RemoteIndex(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != digest || len(m.Manifests) != 1 || m.Manifests[0].Platform.String() != "linux/arm64/v8" {
+		t.Errorf("digest %s (pushed %s), manifests %+v", got, digest, m.Manifests)
+	}
+	if _, err := PushPauseFor(t.Context(), Options{CacheDir: t.TempDir()}, ref, "s390x"); err == nil {
+		t.Error("an architecture the mirror does not build was pushed")
 	}
 }
