@@ -305,6 +305,16 @@ func waitClusterSettled(t *testing.T, l *lab.Lab, cp string, nodes ...string) {
 	}
 	kubectlOn(t, l, cp, "-n kube-system rollout status deployment/coredns --timeout=3m")
 	nodesReady(t, l, cp, nodes...)
+	// A control plane whose etcd or API server was stopped is Ready long
+	// before its API server answers again (the kubelet backs off a crashed
+	// static pod for up to 5 minutes), and kprep rightly refuses to judge
+	// a control plane whose own API server does not answer.
+	for _, n := range nodes {
+		waitForLong(t, n+"'s API server, if it has one, to be ready", 6*time.Minute, func() bool {
+			out, err := hostShErr(l, n, "if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then curl -sk --max-time 3 https://127.0.0.1:6443/readyz; else echo none; fi")
+			return err == nil && (out == "ok" || out == "none")
+		})
+	}
 }
 
 // waitForLong waits up to limit for ok, polling every second: for what a
