@@ -185,11 +185,27 @@ func checkCRISocket(c *inventory.Cluster, st shell.State) error {
 			have, from = string(m[1]), kubeletInstancePath
 		}
 	}
-	if have == "" || have == want {
+	if have == "" || sameSocket(have, want) {
 		return nil
 	}
 	return fmt.Errorf("the kubelet was joined with the CRI socket %s (%s), but kubernetes.cri %s is %s: a node moves to another runtime by kprep reset of the host and a new join",
 		have, from, c.Kubernetes.CRI, want)
+}
+
+// sameSocket tells whether two CRI endpoints name one socket: with or
+// without unix://, and /var/run being /run (a link on every systemd
+// distribution). kubeadm's own detection writes
+// unix:///var/run/containerd/containerd.sock where kprep's configuration
+// says unix:///run/containerd/containerd.sock.
+func sameSocket(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.TrimPrefix(s, "unix://")
+		if rest, ok := strings.CutPrefix(s, "/var/run/"); ok {
+			s = "/run/" + rest
+		}
+		return s
+	}
+	return norm(a) == norm(b)
 }
 
 // Apply implements provision.Step.

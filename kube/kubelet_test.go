@@ -101,6 +101,18 @@ func TestKubeletRefusesAnotherCRISocket(t *testing.T) {
 	}
 }
 
+// kubeadm's own detection writes /var/run/..., kprep's configuration
+// /run/...: one socket (seen on the lab after a join cut off halfway).
+func TestKubeletTakesVarRunForRun(t *testing.T) {
+	c := labCluster(t)
+	for _, endpoint := range []string{"unix:///var/run/containerd/containerd.sock", "/run/containerd/containerd.sock", "unix:///run/containerd/containerd.sock"} {
+		state := steptest.FileRecord("instance", "containerRuntimeEndpoint: \""+endpoint+"\"\n") + "active=active\n"
+		if _, err := (KubeletStep{}).Diff(input(c, rocky9, state)); err != nil {
+			t.Errorf("%s: %v", endpoint, err)
+		}
+	}
+}
+
 func TestKubeletNeedsAnIP(t *testing.T) {
 	c := labCluster(t)
 	c.Hosts[0].Address = "cp1.lab"
