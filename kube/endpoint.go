@@ -17,12 +17,17 @@ import (
 // in /etc/hosts. The name is in every kubeconfig kubeadm writes, so where
 // it points is how a host reaches the API servers:
 //   - a control plane that runs its API server: 127.0.0.1, its own;
-//   - a host not joined yet: the first control plane, which kubeadm join
-//     reads the cluster's details from;
-//   - a joined worker: the first control plane.
+//   - a joined host without an API server, whose proxy runs: 127.0.0.1,
+//     the proxy in front of every API server (kube/apiserver-proxy);
+//   - a host not joined yet, or one whose proxy does not run (its image
+//     cannot be pulled, say): the first control plane, which kubeadm join
+//     reads the cluster's details from.
 //
-// The join steps move a control plane's line to 127.0.0.1 once its API
-// server runs, so the same run leaves every line as this step wants it.
+// Whether the proxy runs is read from the host's processes, not asked over
+// the network, so a slow answer never moves the line back and forth.
+//
+// The join and proxy steps move a line to 127.0.0.1 once what answers
+// there runs, so the same run leaves every line as this step wants it.
 type EndpointStep struct{}
 
 // endpointMarker ends the line kprep keeps in /etc/hosts.
@@ -37,8 +42,12 @@ func (EndpointStep) AppliesTo(_ *inventory.Host, c *inventory.Cluster) bool {
 	return c.Kubernetes.LocalMode()
 }
 
-// Probe reads /etc/hosts and whether the host has joined.
-func (EndpointStep) Probe(*inventory.Host, *inventory.Cluster) string {
+// Probe reads /etc/hosts, whether the host has joined and, on a host
+// served by the proxy, whether the proxy runs.
+func (EndpointStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
+	if (APIServerProxyStep{}).AppliesTo(h, c) {
+		return endpointProbe() + "\n" + proxyRunningProbe()
+	}
 	return endpointProbe()
 }
 
@@ -53,8 +62,9 @@ func (EndpointStep) Diff(in provision.Input) ([]provision.Planned[string], error
 		return nil, err
 	}
 	joined := st.Values["has_kubelet_conf"] == "0"
+	proxied := joined && st.Values["proxy_running"] != ""
 	hosts, _ := st.File("etchosts")
-	addr, err := endpointAddress(in.Cluster, in.Host, joined)
+	addr, err := endpointAddress(in.Cluster, in.Host, joined, proxied)
 	if err != nil {
 		return nil, err
 	}
@@ -76,10 +86,11 @@ func (EndpointStep) Apply(ctx context.Context, t provision.Target, in provision.
 	return nil
 }
 
-// endpointAddress is where the endpoint's name must point on h.
-func endpointAddress(c *inventory.Cluster, h *inventory.Host, joined bool) (string, error) {
+// endpointAddress is where the endpoint's name must point on h: joined
+// tells whether h has joined, proxied whether its API server proxy runs.
+func endpointAddress(c *inventory.Cluster, h *inventory.Host, joined, proxied bool) (string, error) {
 	first := c.FirstControlPlane()
-	if h == first || (h.HasRole(inventory.RoleControlPlane) && joined) {
+	if h == first || (h.HasRole(inventory.RoleControlPlane) && joined) || (!h.HasRole(inventory.RoleControlPlane) && proxied) {
 		return "127.0.0.1", nil
 	}
 	if net.ParseIP(first.Address) == nil {
@@ -87,6 +98,21 @@ func endpointAddress(c *inventory.Cluster, h *inventory.Host, joined bool) (stri
 			c.Kubernetes.LocalEndpoint.Name, first.Name, first.Address)
 	}
 	return first.Address, nil
+}
+
+// writeEndpointLine points the endpoint's name at addr in /etc/hosts, as
+// the step's probe read it (in.State holds its etchosts record).
+func writeEndpointLine(ctx context.Context, t provision.Target, in provision.Input, addr string) error {
+	st, err := shell.Parse(in.State)
+	if err != nil {
+		return err
+	}
+	hosts, _ := st.File("etchosts")
+	content, summary, err := withEndpointLine(string(hosts), in.Cluster.Kubernetes.LocalEndpoint.Name, addr)
+	if err != nil || summary == "" {
+		return err
+	}
+	return t.WriteFile(ctx, "/etc/hosts", []byte(content), transport.WriteOptions{Mode: 0o644})
 }
 
 // withEndpointLine returns /etc/hosts with kprep's endpoint line mapping

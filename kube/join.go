@@ -7,7 +7,6 @@ import (
 	"github.com/kprep/kprep/kube/kubeadmconfig"
 	"github.com/kprep/kprep/provision"
 	"github.com/kprep/kprep/provision/inventory"
-	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
 )
 
@@ -173,14 +172,5 @@ func waitReadyz(kubeconfig string) string {
 // pointEndpointAtSelf moves the endpoint's line in /etc/hosts to 127.0.0.1
 // on a control plane that has just joined, as kube/endpoint wants it.
 func pointEndpointAtSelf(ctx context.Context, t provision.Target, in provision.Input) error {
-	st, err := shell.Parse(in.State)
-	if err != nil {
-		return err
-	}
-	hosts, _ := st.File("etchosts")
-	content, summary, err := withEndpointLine(string(hosts), in.Cluster.Kubernetes.LocalEndpoint.Name, "127.0.0.1")
-	if err != nil || summary == "" {
-		return err
-	}
-	return t.WriteFile(ctx, "/etc/hosts", []byte(content), transport.WriteOptions{Mode: 0o644})
+	return writeEndpointLine(ctx, t, in, "127.0.0.1")
 }

@@ -46,7 +46,13 @@ func cri(c *inventory.Cluster) string { return kubeadmconfig.CRISockets[c.Kubern
 
 // kubectl runs kubectl with a kubeconfig and a bounded request time.
 func kubectl(kubeconfig string, args ...string) string {
-	return "kubectl --kubeconfig=" + shell.Quote(kubeconfig) + " --request-timeout=" + kubectlTimeout + " " + shell.Join(args...)
+	return kubectlCmd(kubeconfig, kubectlTimeout) + " " + shell.Join(args...)
+}
+
+// kubectlCmd is kubectl with a kubeconfig and a request time-out ("0":
+// none, for a command with a time-out of its own).
+func kubectlCmd(kubeconfig, timeout string) string {
+	return "kubectl --kubeconfig=" + shell.Quote(kubeconfig) + " --request-timeout=" + timeout
 }
 
 // ignoreFlag is kubeadm's --ignore-preflight-errors for init and join,

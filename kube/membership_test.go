@@ -121,13 +121,17 @@ func TestEndpointLine(t *testing.T) {
 	name := c.Kubernetes.LocalEndpoint.Name
 	base := "127.0.0.1 localhost\n127.0.1.1 w1\n"
 	for _, tc := range []struct {
-		host   int
-		joined bool
-		addr   string
-	}{{0, false, "127.0.0.1"}, {1, false, "192.168.77.11"}, {1, true, "127.0.0.1"}, {2, true, "192.168.77.11"}} {
+		host            int
+		joined, proxied bool
+		addr            string
+	}{{0, false, false, "127.0.0.1"}, {1, false, false, "192.168.77.11"}, {1, true, false, "127.0.0.1"},
+		{2, false, false, "192.168.77.11"}, {2, true, false, "192.168.77.11"}, {2, true, true, "127.0.0.1"}} {
 		state := steptest.FileRecord("etchosts", base)
 		if tc.joined {
 			state += "has_kubelet_conf=0\n"
+		}
+		if tc.proxied {
+			state += "proxy_running=0a1b2c\n"
 		}
 		changes, err := EndpointStep{}.Diff(inputFor(c, tc.host, state))
 		if err != nil {
@@ -135,7 +139,7 @@ func TestEndpointLine(t *testing.T) {
 		}
 		want := base + tc.addr + " " + name + " " + endpointMarker + "\n"
 		if len(changes) != 1 || changes[0].Data != want {
-			t.Errorf("%s joined=%v: %+v", c.Hosts[tc.host].Name, tc.joined, changes)
+			t.Errorf("%s joined=%v proxied=%v: %+v", c.Hosts[tc.host].Name, tc.joined, tc.proxied, changes)
 			continue
 		}
 		// Written, it is what the step wants: converged.

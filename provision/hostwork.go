@@ -194,6 +194,9 @@ func (w *hostWork) step(ctx context.Context, i int, s Step) StepResult {
 		return w.finish(sr, start, StatusFailed, err)
 	}
 	changes, err := w.diff(s)
+	if warner, ok := s.(Warner); ok {
+		sr.Warnings = warner.Warnings(w.input(s))
+	}
 	if err != nil {
 		return w.finish(sr, start, StatusFailed, err)
 	}

@@ -30,6 +30,8 @@ type StepResult struct {
 	Status  Status   `json:"status"`
 	Changes []Change `json:"changes"`
 	Error   string   `json:"error,omitempty"`
+	// Warnings are what the step said that does not stop it (Warner).
+	Warnings []string `json:"warnings,omitempty"`
 	// Commands are the command lines apply ran for this step (secrets
 	// masked); empty when nothing was run.
 	Commands []string      `json:"commands,omitempty"`

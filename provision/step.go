@@ -55,6 +55,14 @@ type Sequenced interface {
 	After() []string
 }
 
+// Warner is implemented by steps that have something to say that does not
+// stop them: a setup that works but is outside what upstream supports. The
+// engine calls Warnings after Diff, in plan and apply alike; the report
+// shows them with the step.
+type Warner interface {
+	Warnings(in Input) []string
+}
+
 // Serial is implemented by steps that run on one host at a time across the
 // run (control planes join one by one, each checked before the next),
 // while every other step keeps full parallelism. A host that waited for its

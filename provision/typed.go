@@ -84,6 +84,14 @@ func (t typed[T]) After() []string {
 	return nil
 }
 
+// Warnings implements Warner for the steps that have it.
+func (t typed[T]) Warnings(in Input) []string {
+	if w, ok := t.s.(Warner); ok {
+		return w.Warnings(in)
+	}
+	return nil
+}
+
 // Serial implements Serial for the steps that have it.
 func (t typed[T]) Serial() bool {
 	if q, ok := t.s.(Serial); ok {

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/report"
 )
 
@@ -17,6 +18,24 @@ func (g *globalOptions) runEngine(mode provision.Mode, failFast bool) (*provisio
 	if err != nil {
 		return nil, err
 	}
+	return g.runSteps(c, hosts, runSpec{mode: mode, steps: allSteps(), phases: g.phases, failFast: failFast})
+}
+
+// runSpec is what one run of the engine does.
+type runSpec struct {
+	mode     provision.Mode
+	steps    []provision.Step
+	phases   []string // nil: every phase
+	failFast bool
+	// command names the run in the report when it is not the mode's
+	// ("reset", whose steps run in apply mode).
+	command provision.Mode
+}
+
+// runSteps runs the spec's steps on hosts of c, with live or line output,
+// and prints the report the way -o asks.
+func (g *globalOptions) runSteps(c *inventory.Cluster, hosts []*inventory.Host, spec runSpec) (*provision.Report, error) {
+	mode := spec.mode
 	ctx, stop := interruptContext()
 	defer stop()
 
@@ -49,17 +68,20 @@ func (g *globalOptions) runEngine(mode provision.Mode, failFast bool) (*provisio
 	}
 	rep, err := provision.Run(ctx, c, newDialer(logger), provision.Options{
 		Mode:        mode,
-		Steps:       allSteps(),
-		Phases:      g.phases,
+		Steps:       spec.steps,
+		Phases:      spec.phases,
 		Hosts:       hosts,
 		Concurrency: g.concurrency,
-		FailFast:    failFast,
+		FailFast:    spec.failFast,
 		Debug:       g.verbose,
 		Observer:    observer,
 	})
 	finish()
 	if err != nil {
 		return nil, err
+	}
+	if spec.command != "" {
+		rep.Mode = spec.command
 	}
 	if g.output == "json" {
 		return rep, report.JSON(g.stdout, rep)

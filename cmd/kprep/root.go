@@ -69,6 +69,8 @@ and step. plan shows the same without touching anything.`,
 		newPlanCommand(g),
 		newApplyCommand(g),
 		newRenderCommand(g),
+		newKubeconfigCommand(g),
+		newResetCommand(g),
 		newVersionCommand(g),
 	)
 	return root

@@ -42,9 +42,10 @@ const (
 	// server answers it and kprep's /etc/hosts entry is the only one.
 	defaultLocalEndpointName = "kube-apiserver.kprep.internal"
 	defaultAPIServerPort     = 6443 // kubeadm's bindPort
-	// defaultProxyImage is the Docker official HAProxy image (3.2 is an LTS
-	// branch); Docker Hub pulls go through docker.registryMirrors.
-	defaultProxyImage = "docker.io/library/haproxy:3.2.3-alpine"
+	// DefaultProxyImage is the Docker official HAProxy image (3.2 is an LTS
+	// branch); Docker Hub pulls go through docker.registryMirrors. The
+	// lab's registry carries an image under this name.
+	DefaultProxyImage = "docker.io/library/haproxy:3.2.3-alpine"
 
 	defaultKubeProxyMode = "iptables"
 	// defaultConntrackMaxPerCore is kube-proxy's own default, written out so
@@ -147,7 +148,7 @@ func ApplyDefaults(c *Cluster, opts Options) {
 		if unset("kubernetes.localEndpoint.port", le.Port == 0) {
 			le.Port = defaultAPIServerPort
 		}
-		le.ProxyImage = orDefault(le.ProxyImage, defaultProxyImage)
+		le.ProxyImage = orDefault(le.ProxyImage, DefaultProxyImage)
 	}
 	k.KubeProxy.Mode = orDefault(k.KubeProxy.Mode, defaultKubeProxyMode)
 	if k.KubeProxy.ConntrackMaxPerCore == nil {

@@ -43,9 +43,9 @@ func (v *validator) apiEndpoint() {
 	}
 	v.port(p+".port", le.Port)
 	if le.ProxyImage == "" {
-		v.errorf(p+".proxyImage", "required; give an HAProxy image like %s", defaultProxyImage)
+		v.errorf(p+".proxyImage", "required; give an HAProxy image like %s", DefaultProxyImage)
 	}
-	v.imageRef(p+".proxyImage", le.ProxyImage, defaultProxyImage)
+	v.imageRef(p+".proxyImage", le.ProxyImage, DefaultProxyImage)
 }
 
 func (v *validator) kubeProxy() {

@@ -63,9 +63,18 @@ func Summary(w io.Writer, rep *provision.Report, style Style) {
 			}
 		}
 	}
-	if len(rep.Warnings) > 0 {
+	var warnings []string
+	for _, h := range rep.Hosts {
+		for _, s := range h.Steps {
+			for _, warning := range s.Warnings {
+				warnings = append(warnings, h.Name+" "+s.Name+": "+warning)
+			}
+		}
+	}
+	warnings = append(warnings, rep.Warnings...)
+	if len(warnings) > 0 {
 		fmt.Fprintf(w, "\nWarnings:\n")
-		for _, warning := range rep.Warnings {
+		for _, warning := range warnings {
 			fmt.Fprintf(w, "  %s\n", indent(warning))
 		}
 	}

@@ -79,10 +79,14 @@ func commandError(t testing.TB, err error) *transport.CommandError {
 // waitGone waits until no local process's command line contains pattern
 // (sshd runs on this machine, so remote processes are local ones). It
 // gives the kernel a moment to reap; a process that stays fails the test.
+// waitGone waits for the processes matching pattern to be gone. Their end
+// is a condition, not a speed: on a loaded machine the stop (a second
+// session, TERM, a grace period, KILL) can take many seconds, so the limit
+// is a hang guard of two minutes, never a margin a slow machine can miss.
 func waitGone(t testing.TB, pattern string) {
 	t.Helper()
 	var out []byte
-	for range 100 {
+	for range 2400 {
 		var err error
 		out, err = exec.Command("pgrep", "-a", "-f", pattern).Output()
 		if err != nil { // pgrep exits 1 when nothing matches

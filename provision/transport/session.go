@@ -145,7 +145,7 @@ func (s *session) wait(ctx context.Context) (int, error) {
 	case <-ctx.Done():
 		pgid := 0
 		if !s.stopper { // a stop script that overran is only closed
-			_, _, pgid = s.watch.state()
+			pgid = s.processGroup()
 		}
 		c.stopRemote(s.ssh, pgid, s.waited)
 		c.commands.Add(1)
@@ -168,6 +168,22 @@ func (s *session) wait(ctx context.Context) (int, error) {
 		return -1, fmt.Errorf("killed by signal %s", sig)
 	}
 	return exit.ExitStatus(), nil
+}
+
+// processGroup returns the command's process group, 0 if it never started.
+// The start line comes on stderr, which the SSH library copies on its own
+// goroutine: a caller may have read the command's stdout, and cancelled,
+// before the watch saw the line that was sent earlier. So the group is
+// waited for briefly, until the session ends at the latest; without it
+// the stop script would not run and the command would live on.
+func (s *session) processGroup() int {
+	select {
+	case <-s.watch.startedCh:
+	case <-s.ended:
+	case <-time.After(sessionEndWait):
+	}
+	_, _, pgid := s.watch.state()
+	return pgid
 }
 
 // stopRemote ends a command that timed out or was cancelled. The SSH signal

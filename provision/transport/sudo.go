@@ -116,10 +116,13 @@ type stderrWatch struct {
 	cuts     [][2]int // byte ranges of markers, removed from the output
 
 	events chan sudoEvent
+	// startedCh is closed once the start line was seen: a cancel that
+	// comes before the watch read it waits for the process group.
+	startedCh chan struct{}
 }
 
 func newStderrWatch(m markers, withPrompt bool) *stderrWatch {
-	w := &stderrWatch{start: []byte(m.start), events: make(chan sudoEvent, 8)}
+	w := &stderrWatch{start: []byte(m.start), events: make(chan sudoEvent, 8), startedCh: make(chan struct{})}
 	if withPrompt {
 		w.prompt = []byte(m.prompt)
 	}
@@ -165,6 +168,7 @@ func (w *stderrWatch) scan() {
 	w.pgid, _ = strconv.Atoi(strings.TrimPrefix(field, ":"))
 	w.cuts = append(w.cuts, [2]int{at, at + nl + 1})
 	w.started = true
+	close(w.startedCh)
 	w.emit(eventStarted)
 }
 

@@ -83,3 +83,27 @@ func TestRemoteCommandQuotesTheLine(t *testing.T) {
 		}
 	}
 }
+
+// A cancel may come before the stderr copy delivered the start line (the
+// caller already read the command's stdout): the stop needs the process
+// group all the same, or the command outlives the cancel.
+func TestProcessGroupWaitsForTheStartLine(t *testing.T) {
+	m := markers{prompt: "P", start: "START-z3"}
+	s := &session{watch: newStderrWatch(m, false), ended: make(chan struct{})}
+	release := make(chan struct{})
+	go func() {
+		<-release
+		s.watch.Write([]byte("START-z3:4242\n"))
+	}()
+	close(release)
+	if got := s.processGroup(); got != 4242 {
+		t.Errorf("processGroup = %d, want 4242 from the late start line", got)
+	}
+
+	// A session that ended without starting has no group, and no wait.
+	s = &session{watch: newStderrWatch(m, false), ended: make(chan struct{})}
+	close(s.ended)
+	if got := s.processGroup(); got != 0 {
+		t.Errorf("processGroup of an ended session = %d, want 0", got)
+	}
+}

@@ -36,13 +36,21 @@ func skipUnlessE2E(t *testing.T) {
 // it down when the test ends.
 func bootLab(t *testing.T, personalities ...string) *lab.Lab {
 	t.Helper()
+	return bootLabWith(t, lab.Options{OS: personalities}, 30*time.Minute)
+}
+
+// bootLabWith boots the lab o describes (its Log is the test's), within
+// timeout, and takes it down when the test ends.
+func bootLabWith(t *testing.T, o lab.Options, timeout time.Duration) *lab.Lab {
+	t.Helper()
 	skipUnlessE2E(t)
 	holdLabLock(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var log bytes.Buffer
+	o.Log = &log
 	start := time.Now()
-	l, err := lab.Up(ctx, lab.Options{OS: personalities, Log: &log})
+	l, err := lab.Up(ctx, o)
 	t.Cleanup(func() {
 		if err := lab.Down(context.Background(), lab.StateDirFromEnv()); err != nil {
 			t.Errorf("lab down: %v", err)
@@ -51,7 +59,10 @@ func bootLab(t *testing.T, personalities ...string) *lab.Lab {
 	if err != nil {
 		t.Fatalf("lab up: %v\n%s", err, log.String())
 	}
-	t.Logf("lab up (%s): %s", strings.Join(personalities, ", "), time.Since(start).Round(time.Millisecond))
+	t.Logf("lab up (%s): %s", strings.Join(append(append([]string{}, o.OS...), o.VMs...), ", "), time.Since(start).Round(time.Millisecond))
+	if len(o.VMs) > 0 {
+		t.Logf("lab up's log:\n%s", log.String())
+	}
 	return l
 }
 

@@ -2,7 +2,8 @@ package e2e
 
 // The lab registry's cluster images on a lab host, through the CRI: every
 // image kubeadm lists for the lab inventory's settings, and flannel's two,
-// pull through containerd (lab-crictl, as the kubelet pulls); each one's
+// are in the registry as indexes and pull through containerd (lab-crictl,
+// as the kubelet pulls); each one's
 // program runs as a kubelet static pod; etcd runs as kubeadm runs it and
 // answers its health endpoint.
 
@@ -40,14 +41,17 @@ func TestLabClusterImages(t *testing.T) {
 
 	// The lab inventory's Kubernetes settings, read from the file kprep reads.
 	var inv struct {
-		Kubernetes struct{ Version, ImageRepository string }
+		Kubernetes struct {
+			Version         string `yaml:"version"`
+			ImageRepository string `yaml:"imageRepository"`
+		} `yaml:"kubernetes"`
 	}
 	data, err := os.ReadFile(l.InventoryPath())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(data, &inv); err != nil {
-		t.Fatal(err)
+	if err := yaml.Unmarshal(data, &inv); err != nil || inv.Kubernetes.Version == "" || inv.Kubernetes.ImageRepository == "" {
+		t.Fatalf("the lab's inventory: kubernetes %+v, %v", inv.Kubernetes, err)
 	}
 
 	ltWrite(t, ctx, l, host, "/etc/yum.repos.d/lab.repo", ltKubeRepos(l))
@@ -66,6 +70,17 @@ func TestLabClusterImages(t *testing.T) {
 	flannel := reg + "/flannel-io/flannel:" + mirror.FlannelVersion
 	cni := reg + "/flannel-io/flannel-cni-plugin:" + mirror.FlannelCNIPluginTag
 	refs = append(refs, flannel, cni)
+	// The registry holds each as an index for the hosts' platform: HEAD
+	// and GET of the manifest from the machine, no pull.
+	for _, ref := range refs {
+		m, digest, err := mirror.RemoteIndex(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := m.Manifests[0].Platform; p == nil || p.OS != "linux" || p.Architecture != "amd64" {
+			t.Errorf("%s (%s): platform %+v, want linux/amd64", ref, digest, p)
+		}
+	}
 	for _, ref := range refs {
 		start := time.Now()
 		sh("lab-crictl -timeout 5m pull " + ref)
@@ -145,6 +160,7 @@ spec:
 		if !strings.Contains(log, p.want) {
 			t.Errorf("%s (%s): log %q, want %q in it", p.name, p.image, log, p.want)
 		}
+		t.Logf("%s (%s): %s", p.name, p.image, firstLine(log))
 	}
 	if got := sh("/opt/cni/bin/flannel 2>&1"); got != "CNI flannel plugin "+mirror.FlannelCNIVersion {
 		t.Errorf("the CNI plugin the init container copied says %q", got)
@@ -186,6 +202,15 @@ func (p imPod) manifest() string {
 func podLog(l *lab.Lab, host, pod string) string {
 	out, _ := hostShErr(l, host, "cat /var/log/pods/default_"+pod+"-"+host+"_*/"+pod+"/*.log 2>/dev/null")
 	return out
+}
+
+// firstLine is a CRI log's first line without its time, stream and tag.
+func firstLine(log string) string {
+	line, _, _ := strings.Cut(log, "\n")
+	if f := strings.SplitN(line, " ", 4); len(f) == 4 {
+		return f[3]
+	}
+	return line
 }
 
 // waitLong waits up to limit for ok, polling every two seconds.

@@ -109,7 +109,19 @@ func TestKubeCluster(t *testing.T) {
 	// here; the runtime suite covers it with an older pin.
 	l := bootLab(t, "centos7", "rocky9", "ubuntu22", "rocky9")
 	cp := "lab1"
-	inv := kubeInventory(t, l, []string{"lab1", "lab2", "lab3"}, []string{cp}, nil)
+	withNodeSettings := func(doc map[string]any) {
+		for _, h := range doc["hosts"].([]any) {
+			h := h.(map[string]any)
+			switch h["name"] {
+			case "lab2":
+				h["labels"] = map[string]any{"tier": "web"}
+			case "lab3":
+				h["taints"] = []any{map[string]any{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}}
+			}
+		}
+		doc["kubernetes"].(map[string]any)["namespaces"] = []any{"apps"}
+	}
+	inv := kubeInventory(t, l, []string{"lab1", "lab2", "lab3"}, []string{cp}, withNodeSettings)
 
 	start := time.Now()
 	rep := runKprep(t, l, 0, "apply", "-i", inv)
@@ -125,6 +137,37 @@ func TestKubeCluster(t *testing.T) {
 		start := time.Now()
 		runKprep(t, l, 0, "apply", "-i", inv).requireAllUnchanged(t)
 		t.Logf("rerun of 3 hosts: %s", time.Since(start).Round(time.Millisecond))
+		runKprep(t, l, 0, "plan", "-i", inv)
+	})
+
+	t.Run("labels, taints and namespaces", func(t *testing.T) {
+		if got := kubectlOn(t, l, cp, "get node lab2 -o jsonpath={.metadata.labels.tier}"); got != "web" {
+			t.Errorf("lab2's tier label: %q", got)
+		}
+		if got := kubectlOn(t, l, cp, "get node lab3 -o jsonpath='{.spec.taints[?(@.key==\"dedicated\")].value}'"); got != "batch" {
+			t.Errorf("lab3's dedicated taint: %q", got)
+		}
+		if got := kubectlOn(t, l, cp, "get node lab1 -o jsonpath='{.spec.taints[*].key}'"); !strings.Contains(got, "node-role.kubernetes.io/control-plane") {
+			t.Errorf("lab1's taints: %q, want the control-plane taint", got)
+		}
+		kubectlOn(t, l, cp, "get namespace apps")
+		// Removed by hand, one at a time: plan names it, apply puts it back.
+		for _, drift := range []struct{ what, cmd, host, step string }{
+			{"label", "label node lab2 tier-", "lab2", "kube/node"},
+			{"taint", "taint node lab3 dedicated:NoSchedule-", "lab3", "kube/node"},
+			{"control-plane taint", "taint node lab1 node-role.kubernetes.io/control-plane:NoSchedule-", "lab1", "kube/node"},
+			{"namespace", "delete namespace apps", "lab1", "kube/namespaces"},
+		} {
+			kubectlOn(t, l, cp, drift.cmd)
+			plan := runKprep(t, l, 2, "plan", "-i", inv)
+			if s := plan.step(t, drift.host, drift.step); s.Status != "pending" {
+				t.Errorf("%s removed: plan %s on %s: %+v", drift.what, drift.step, drift.host, s)
+			}
+			rep := runKprep(t, l, 0, "apply", "-i", inv)
+			if got := rep.changed(); len(got) != 1 || got[0] != drift.host+" "+drift.step+" changed" {
+				t.Errorf("%s removed: apply changed %q, want only %s on %s", drift.what, got, drift.step, drift.host)
+			}
+		}
 		runKprep(t, l, 0, "plan", "-i", inv)
 	})
 
@@ -160,6 +203,14 @@ func TestKubeCluster(t *testing.T) {
 		// kubelet never got its own.
 		kubectlOn(t, l, cp, "delete node lab3")
 		hostSh(t, l, "lab3", "kubeadm reset -f >/dev/null 2>&1")
+		// A worker's endpoint line points at its API server proxy, which
+		// kubeadm reset stopped: point it at the control plane, as
+		// kube/endpoint does for a host that has not joined.
+		cpHost, err := l.Host(cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostSh(t, l, "lab3", `sed -i 's/^127\.0\.0\.1 \(kube-apiserver\.kprep\.internal \)/`+cpHost.Address+` \1/' /etc/hosts`)
 		join := kubectlOn(t, l, cp, "version >/dev/null && kubeadm token create --ttl 10m --print-join-command --kubeconfig /etc/kubernetes/admin.conf")
 		hostSh(t, l, "lab3", "("+join+" >/tmp/cut-join.log 2>&1 &) ; i=0; until [ -e /etc/kubernetes/bootstrap-kubelet.conf ]; do i=$((i+1)); [ $i -gt 3000 ] && exit 1; sleep 0.1; done; pkill -9 -f 'kubeadm join'; systemctl stop kubelet; rm -f /etc/kubernetes/kubelet.conf")
 		kubectlOn(t, l, cp, "delete node lab3 --ignore-not-found")
@@ -174,7 +225,7 @@ func TestKubeCluster(t *testing.T) {
 	})
 
 	t.Run("a fourth host joins alone", func(t *testing.T) {
-		inv4 := kubeInventory(t, l, []string{"lab1", "lab2", "lab3", "lab4"}, []string{cp}, nil)
+		inv4 := kubeInventory(t, l, []string{"lab1", "lab2", "lab3", "lab4"}, []string{cp}, withNodeSettings)
 		rep := runKprep(t, l, 0, "apply", "-i", inv4)
 		requireOnlyOn(t, rep, "lab4")
 		// The token the join used was made on the control plane.

@@ -211,18 +211,18 @@ func TestRuntimeDrift(t *testing.T) {
 // 20.10, without --validate); lab.DockerVersion is the newer one.
 const oldDockerVersion = "20.10.24"
 
-// TestRuntimeBadInput: a version the repo lacks is an error listing the
-// ones it has (openEuler 22.03 reads the centos/8 tree, which stops at
-// 26.1.3 for real and holds only 20.10.24 in the lab), and a daemon.json
-// that is not JSON is reported and left as it was.
+// TestRuntimeBadInput: a version the repo lacks (26.1.4 is real, but the
+// lab has no programs of it) is an error listing the ones it has
+// (openEuler 22.03 reads the centos/8 tree), and a daemon.json that is not
+// JSON is reported and left as it was.
 func TestRuntimeBadInput(t *testing.T) {
 	l := bootLab(t, "openeuler22")
 	const host = "lab1"
-	inv := labInventory(t, l, nil)
+	inv := labInventory(t, l, func(docker map[string]any) { docker["version"] = "26.1.4" })
 	rep := runKprep(t, l, 1, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
 	pkgs := rep.step(t, host, "runtime/packages")
-	if pkgs.Status != "failed" || !strings.Contains(pkgs.Error, "docker-ce "+lab.DockerVersion+" is not in the Docker CE repo") ||
-		!strings.Contains(pkgs.Error, "/linux/centos/8/$basearch/stable, which has these versions: "+oldDockerVersion) {
+	if pkgs.Status != "failed" || !strings.Contains(pkgs.Error, "docker-ce 26.1.4 is not in the Docker CE repo") ||
+		!strings.Contains(pkgs.Error, "/linux/centos/8/$basearch/stable, which has these versions: "+oldDockerVersion+", "+lab.DockerVersion) {
 		t.Errorf("runtime/packages: %s: %s", pkgs.Status, pkgs.Error)
 	}
 	if out, err := hostShErr(l, host, "rpm -q docker-ce"); err == nil {
@@ -231,7 +231,7 @@ func TestRuntimeBadInput(t *testing.T) {
 
 	broken := "{\n  \"debug\": true,\n  \"log-driver\": \"json-file\",\n"
 	hostShInput(t, l, host, []byte(broken), "mkdir -p /etc/docker && cat > /etc/docker/daemon.json")
-	inv = labInventory(t, l, func(docker map[string]any) { docker["version"] = oldDockerVersion })
+	inv = labInventory(t, l, nil)
 	rep = runKprep(t, l, 1, "apply", "-i", inv, "--phase", "runtime")
 	dj := rep.step(t, host, "runtime/daemon-json")
 	if dj.Status != "failed" || !strings.Contains(dj.Error, "/etc/docker/daemon.json is not valid JSON (line 4, column 1: unexpected EOF)") {

@@ -94,7 +94,7 @@ func envOr(name, def string) string {
 
 func newUpCmd(tg *target) *cobra.Command {
 	var o lab.Options
-	var osList string
+	var osList, vmList string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Build (or take from the cache) and boot the hosts; print the inventory's path",
@@ -102,6 +102,9 @@ func newUpCmd(tg *target) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if osList != "" {
 				o.OS = strings.Split(osList, ",")
+			}
+			if vmList != "" {
+				o.VMs = strings.Split(vmList, ",")
 			}
 			o.Instance, o.StateDir = &tg.id, tg.stateDir
 			o.Log = cmd.ErrOrStderr()
@@ -122,7 +125,10 @@ func newUpCmd(tg *target) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&o.Hosts, "hosts", 3, "number of hosts (lab1..labN)")
 	cmd.Flags().StringVar(&osList, "os", strings.Join(lab.DefaultOS, ","),
-		"personalities, cycled over the hosts: "+strings.Join(lab.PersonalityNames(), ", "))
+		"personalities (or VM host kinds), cycled over the hosts: "+strings.Join(append(lab.PersonalityNames(), lab.VMNames()...), ", "))
+	cmd.Flags().StringVar(&vmList, "vm", "",
+		"VM hosts to add after the --hosts ones, one each (comma-separated): "+strings.Join(lab.VMNames(), ", ")+
+			" (a real aarch64 machine under QEMU; its first build takes many minutes)")
 	cmd.Flags().StringVar(&o.CacheDir, "cache", lab.CacheDirFromEnv(), "cache folder (env KPREP_LAB_CACHE)")
 	cmd.Flags().BoolVar(&o.NoMirror, "no-mirror", false, "skip the package mirror and registry (hosts only)")
 	return cmd
@@ -139,7 +145,7 @@ func newStatusCmd(tg *target) *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "HOST\tADDRESS\tOS\tROLES\tSSH USER\tSTATE")
+			fmt.Fprintln(w, "HOST\tADDRESS\tOS\tARCH\tROLES\tSSH USER\tSTATE")
 			for _, h := range l.Hosts() {
 				state := "stopped"
 				if out, _, err := l.Exec(cmd.Context(), h.Name, "systemctl", "is-system-running"); err == nil || len(out) > 0 {
@@ -149,7 +155,7 @@ func newStatusCmd(tg *target) *cobra.Command {
 				if h.SudoNeedsPassword {
 					user += " (sudo password)"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, h.OS, strings.Join(h.Roles, ","), user, state)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, h.OS, h.Arch, strings.Join(h.Roles, ","), user, state)
 			}
 			w.Flush()
 			mirror := "not served (--no-mirror)"

@@ -36,6 +36,18 @@ func tryLockCache(cacheDir string) (unlock func(), ok bool, err error) {
 	return tryFlockFile(filepath.Join(cacheDir, ".rootfs.lock"))
 }
 
+// lockVMCache takes the lock on the VM images in the cache folder (and
+// their build folder, vmBuildDir): one of those builds takes many minutes,
+// so it does not hold the root file systems' lock.
+func lockVMCache(cacheDir string) (func(), error) {
+	return flockFile(filepath.Join(cacheDir, ".vm.lock"))
+}
+
+// tryLockVMCache is lockVMCache without the wait.
+func tryLockVMCache(cacheDir string) (unlock func(), ok bool, err error) {
+	return tryFlockFile(filepath.Join(cacheDir, ".vm.lock"))
+}
+
 // lockMachine waits for and takes the instance's lock, which serialises its
 // lab commands: an up racing a down or another up of the same instance
 // would leave a mix of both. Other instances have their own.
@@ -79,6 +91,9 @@ func lockFile(path string, noWait bool) (func(), bool, error) {
 // buildDir is where artifacts are made before they are moved into the
 // cache; Down unmounts what a crashed build left mounted there.
 func buildDir(cacheDir string) string { return filepath.Join(cacheDir, ".build") }
+
+// vmBuildDir is buildDir for VM images, under their own lock.
+func vmBuildDir(cacheDir string) string { return filepath.Join(cacheDir, ".build-vm") }
 
 // exists reports whether a path exists.
 func exists(p string) bool {

@@ -84,7 +84,7 @@ func TestCachedLayersMissALayer(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(base, "done"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := cachedLayers(Options{CacheDir: cache, OS: []string{"ubuntu22"}}); ok {
+	if _, ok := cachedLayers(Options{CacheDir: cache}, []string{"ubuntu22"}); ok {
 		t.Fatal("cachedLayers found a layer that was never built")
 	}
 }

@@ -131,20 +131,32 @@ func DownInstance(ctx context.Context, id instance.ID, stateDir string, w io.Wri
 	return errors.Join(errs...)
 }
 
-// unmountCrashedBuilds unmounts what a killed root file system build left
-// in the shared cache's build folder, but only while no build holds the
-// cache (a running one, of any instance, has its mounts in use there and
-// clears its own folder's leftovers before it starts).
+// unmountCrashedBuilds unmounts what a killed root file system or VM image
+// build left in the shared cache's build folders, but only while no build
+// holds that folder's lock (a running one, of any instance, has its mounts
+// in use there and clears its own folder's leftovers before it starts).
 func unmountCrashedBuilds(cacheDir string) error {
-	if !exists(buildDir(cacheDir)) {
-		return nil
+	for _, b := range []struct {
+		dir     string
+		tryLock func(string) (func(), bool, error)
+	}{{buildDir(cacheDir), tryLockCache}, {vmBuildDir(cacheDir), tryLockVMCache}} {
+		if !exists(b.dir) {
+			continue
+		}
+		unlock, ok, err := b.tryLock(cacheDir)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		err = unmountAll(b.dir)
+		unlock()
+		if err != nil {
+			return err
+		}
 	}
-	unlock, ok, err := tryLockCache(cacheDir)
-	if err != nil || !ok {
-		return err
-	}
-	defer unlock()
-	return unmountAll(buildDir(cacheDir))
+	return nil
 }
 
 // stopHosts powers off every host of the lab, the recorded ones and any
@@ -153,20 +165,32 @@ func stopHosts(ctx context.Context, stateDir string, st *state, log *logger) []e
 	type target struct {
 		name           string
 		nspawn, leader Proc
+		vm             *hostState // a VM host the record knows
 	}
 	var targets []target
 	seen := map[int]bool{}
 	if st != nil {
 		for _, h := range st.Hosts {
-			if h.Nspawn.Alive() || h.Leader.Alive() {
-				targets = append(targets, target{h.Name, h.Nspawn, h.Leader})
+			if h.VM && h.Nspawn.Alive() {
+				targets = append(targets, target{name: h.Name, nspawn: h.Nspawn, vm: &h})
+				seen[h.Nspawn.PID] = true
+			} else if h.Nspawn.Alive() || h.Leader.Alive() {
+				targets = append(targets, target{name: h.Name, nspawn: h.Nspawn, leader: h.Leader})
 				seen[h.Nspawn.PID] = true
 			}
 		}
 	}
 	for _, p := range findLabProcs(stateDir) {
 		args := cmdline(p.PID)
-		if len(args) == 0 || filepath.Base(args[0]) != "systemd-nspawn" || seen[p.PID] {
+		if len(args) == 0 || seen[p.PID] {
+			continue
+		}
+		if strings.HasPrefix(filepath.Base(args[0]), "qemu-system-") {
+			// A VM the record lost: QEMU quits on SIGTERM.
+			targets = append(targets, target{name: "a VM host", nspawn: p})
+			continue
+		}
+		if filepath.Base(args[0]) != "systemd-nspawn" {
 			continue
 		}
 		t := target{name: machineArg(args), nspawn: p}
@@ -180,11 +204,16 @@ func stopHosts(ctx context.Context, stateDir string, st *state, log *logger) []e
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
+	l := &Lab{stateDir: stateDir, st: st}
 	for _, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := stopHost(ctx, t.name, t.nspawn, t.leader, log); err != nil {
+			stop := func() error { return stopHost(ctx, t.name, t.nspawn, t.leader, log) }
+			if t.vm != nil {
+				stop = func() error { return l.stopVM(ctx, *t.vm, log) }
+			}
+			if err := stop(); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

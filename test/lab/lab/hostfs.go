@@ -16,18 +16,25 @@ import (
 // sudoUser is the non-root user of the lab's hosts. By position: lab1 is
 // the control plane reached as root; lab2 is reached as kprep with
 // password-less sudo; lab3 as kprep whose sudo asks for a password; the
-// rest as root.
+// rest as root. VM hosts, wherever they are, as kprep with password-less
+// sudo.
 const sudoUser = "kprep"
 
 // planHosts decides each host's name, address, personality, roles and SSH
 // user.
 func planHosts(o Options) []hostState {
-	hosts := make([]hostState, o.Hosts)
+	hosts := make([]hostState, o.Hosts+len(o.VMs))
 	for i := range hosts {
+		osName := ""
+		if i < o.Hosts {
+			osName = o.OS[i%len(o.OS)]
+		} else {
+			osName = o.VMs[i-o.Hosts]
+		}
 		h := hostState{
 			Name:    hostName(i),
 			Address: o.Instance.HostAddr(i),
-			OS:      o.OS[i%len(o.OS)],
+			OS:      osName,
 			Roles:   []string{"worker"},
 			User:    "root",
 		}
@@ -39,6 +46,11 @@ func planHosts(o Options) []hostState {
 		case 2:
 			h.User = sudoUser
 			h.SudoPassword = true
+		}
+		if lookupVM(h.OS) != nil {
+			// As the Kunpeng inventory reaches its servers: a sudoer
+			// whose sudo needs no password.
+			h.VM, h.User, h.SudoPassword = true, sudoUser, false
 		}
 		hosts[i] = h
 	}
@@ -149,22 +161,25 @@ if [ -n "${LAB_SET_PASSWORD:-}" ]; then chpasswd; else usermod -p '*' kprep; fi
 depmod "$(uname -r)"
 `
 
-// writeHostFiles writes the host's own files into its image.
-func writeHostFiles(im *imageFS, h hostState, s hostSetup) error {
+// hostFile is one of a host's own files.
+type hostFile struct {
+	path string
+	data []byte
+	mode os.FileMode
+}
+
+// hostIdentityFiles are the files that make a host itself: name, address,
+// machine id, DNS, the lab key and sudo rules. nspawn hosts get them in
+// their root, VM hosts on their seed disk.
+func hostIdentityFiles(h hostState, s hostSetup) []hostFile {
 	machineID := make([]byte, 16)
-	if _, err := rand.Read(machineID); err != nil {
-		return err
-	}
+	_, _ = rand.Read(machineID) // never fails (crypto/rand)
 	network := fmt.Sprintf("# kprep lab: this host's address on the lab bridge %s.\n[Match]\nName=%s\n\n[Network]\nAddress=%s/%d\nGateway=%s\n",
 		s.ID.Bridge(), hostIface, h.Address, instance.BridgePrefix, s.ID.BridgeAddr())
 	// Nothing answers DNS on the bridge address: lookups fail at once
 	// instead of after a time-out (hosts have no internet).
 	resolvConf := "# kprep lab: hosts have no DNS; names they need are in /etc/hosts.\nnameserver " + s.ID.BridgeAddr() + "\n"
-	files := []struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}{
+	return []hostFile{
 		{"/etc/hostname", []byte(h.Name + "\n"), 0o644},
 		// sudo resolves its own host name; without this line each sudo
 		// waits for a DNS time-out.
@@ -176,30 +191,35 @@ func writeHostFiles(im *imageFS, h hostState, s hostSetup) error {
 		{"/home/" + sudoUser + "/.ssh/authorized_keys", s.PubKey, 0o600},
 		{"/etc/sudoers.d/90-kprep-lab", []byte(sudoersFor(h)), 0o440},
 	}
+}
+
+// writeHostFiles writes the host's own files into its image.
+func writeHostFiles(im *imageFS, h hostState, s hostSetup) error {
+	files := hostIdentityFiles(h, s)
 	kver, err := kernelRelease()
 	if err != nil {
 		return err
 	}
-	files = append(files, struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}{"/lib/modules/" + kver + "/modules.builtin", s.Builtin, 0o644})
+	files = append(files, hostFile{"/lib/modules/" + kver + "/modules.builtin", s.Builtin, 0o644})
 	for _, f := range files {
 		if err := im.writeFile(f.path, f.data, f.mode); err != nil {
 			return err
 		}
 	}
-	if s.Crictl != "" {
-		data, err := os.ReadFile(s.Crictl)
-		if err != nil {
-			return fmt.Errorf("read lab-crictl: %w", err)
-		}
-		if err := im.writeFile("/usr/local/bin/lab-crictl", data, 0o755); err != nil {
-			return err
-		}
+	return writeCrictl(im, s.Crictl)
+}
+
+// writeCrictl copies lab-crictl from the machine into the image, if the
+// mirror built one ("" otherwise).
+func writeCrictl(im *imageFS, crictl string) error {
+	if crictl == "" {
+		return nil
 	}
-	return nil
+	data, err := os.ReadFile(crictl)
+	if err != nil {
+		return fmt.Errorf("read lab-crictl: %w", err)
+	}
+	return im.writeFile("/usr/local/bin/lab-crictl", data, 0o755)
 }
 
 // sudoersFor is the host's sudo rule for the kprep user.
@@ -215,18 +235,23 @@ func sudoersFor(h hostState) string {
 }
 
 // kernelRelease is the running kernel's release (uname -r), which every
-// host shares.
+// nspawn host shares.
 func kernelRelease() (string, error) {
 	var u syscall.Utsname
 	if err := syscall.Uname(&u); err != nil {
 		return "", err
 	}
+	return utsString(u.Release[:]), nil
+}
+
+// utsString reads one NUL-terminated field of syscall.Utsname.
+func utsString[T int8 | uint8](field []T) string {
 	var b strings.Builder
-	for _, c := range u.Release {
+	for _, c := range field {
 		if c == 0 {
 			break
 		}
 		b.WriteByte(byte(c))
 	}
-	return b.String(), nil
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/kprep/kprep/test/lab/instance"
 )
@@ -27,15 +28,22 @@ type Host struct {
 	OS string
 	// Roles are the host's inventory roles.
 	Roles []string
-	// LeaderPID is the host's PID 1 (systemd) as the machine sees it.
+	// LeaderPID is the host's PID 1 (systemd) as the machine sees it; 0
+	// for a VM host, whose processes the machine does not see.
 	LeaderPID int
+	// VM is set for a VM host: a real machine of its own architecture
+	// under QEMU, with its own kernel (Exec goes over SSH there).
+	VM bool
+	// Arch is the host's architecture as uname -m says it: x86_64 for
+	// nspawn hosts, the VM's for a VM host (aarch64).
+	Arch string
 	// SSHUser is the user the inventory logs in as: root or kprep.
 	SSHUser string
 	// SudoNeedsPassword is set for the host whose sudo asks for the
 	// password in SudoPassword.
 	SudoNeedsPassword bool
 	// Root is the host's root file system as mounted on the machine, for
-	// reading files from outside (write through Exec).
+	// reading files from outside (write through Exec); "" for a VM host.
 	Root string
 	// Console is the log of the host's console (boot messages).
 	Console string
@@ -72,7 +80,7 @@ func (l *Lab) Hosts() []Host {
 		hosts = append(hosts, Host{
 			Name: h.Name, Address: h.Address, OS: h.OS, Roles: append([]string(nil), h.Roles...),
 			LeaderPID: h.Leader.PID, SSHUser: h.User, SudoNeedsPassword: h.SudoPassword,
-			Root: p.Root, Console: p.Console,
+			Root: hostRoot(h, p), Console: p.Console, VM: h.VM, Arch: hostArch(h),
 		})
 	}
 	return hosts
@@ -153,4 +161,30 @@ func (l *Lab) SudoPassword() (string, error) {
 		return "", fmt.Errorf("read the lab's sudo password: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// hostArch is uname -m of a host: the machine's for an nspawn host.
+func hostArch(h hostState) string {
+	if v := lookupVM(h.OS); v != nil {
+		return v.UnameArch
+	}
+	return machineUnameArch()
+}
+
+// hostRoot is where the machine sees a host's root file system: nowhere
+// for a VM, whose disk only QEMU opens.
+func hostRoot(h hostState, p hostPaths) string {
+	if h.VM {
+		return ""
+	}
+	return p.Root
+}
+
+// machineUnameArch is the machine's uname -m.
+func machineUnameArch() string {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return ""
+	}
+	return utsString(u.Machine[:])
 }

@@ -216,15 +216,14 @@ func TestOptionsRejectUnknownOS(t *testing.T) {
 }
 
 // The lab's inventory pins starter.DockerVersion (what `kprep init` offers);
-// the mirror must serve it with real programs, in every tree but centos/8
-// (which stops short of the newer release, as the real one does).
+// the mirror must serve it with real programs, in every tree.
 func TestInventoryPinsADockerVersionTheMirrorServes(t *testing.T) {
 	if !slices.Contains(mirror.DockerReleases, DockerVersion) || !slices.Contains(mirror.UbuntuDockerVersions, DockerVersion) {
 		t.Fatalf("the lab inventory pins docker-ce %s (provision/starter.DockerVersion), which the mirror does not serve: it has %v, each with the dockerd of its version; set starter.DockerVersion to the newest",
 			DockerVersion, mirror.DockerReleases)
 	}
 	for _, tr := range mirror.DockerYumTrees {
-		if !strings.HasSuffix(tr.Path, "centos/8") && !slices.Contains(tr.Versions, DockerVersion) {
+		if !slices.Contains(tr.Versions, DockerVersion) {
 			t.Errorf("%s lacks docker-ce %s, which the lab inventory pins", tr.Path, DockerVersion)
 		}
 	}

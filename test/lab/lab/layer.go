@@ -69,9 +69,12 @@ done
 `
 
 // filesDigest hashes the embedded trees a personality uses.
-func filesDigest(p *Personality) string {
+func filesDigest(p *Personality) string { return filesDigestOf(layerTrees(p)) }
+
+// filesDigestOf hashes the embedded trees dirs.
+func filesDigestOf(dirs []string) string {
 	h := sha256.New()
-	for _, dir := range layerTrees(p) {
+	for _, dir := range dirs {
 		_ = fs.WalkDir(hostFiles, dir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
@@ -154,12 +157,27 @@ func buildLayer(ctx context.Context, o Options, base, baseKey string, p *Persona
 
 // fillLayer lays the personality into the mounted image.
 func fillLayer(ctx context.Context, merged string, p *Personality) error {
-	im, err := openImage(merged)
+	links := map[string]string{}
+	for k, v := range commonSymlinks {
+		links[k] = v
+	}
+	for k, v := range p.Symlinks {
+		links[k] = v
+	}
+	return fillImage(ctx, merged, p, layerTrees(p), links, p.RPMDB, "")
+}
+
+// fillImage lays a personality into the root file system dir: the embedded
+// trees, the links, and then, inside the image, its purges, hidden
+// commands, sparse files and the rpm database of the table rpmdb (built for
+// rpmTarget, or for the arch each line names when "").
+func fillImage(ctx context.Context, dir string, p *Personality, trees []string, links map[string]string, rpmdb, rpmTarget string) error {
+	im, err := openImage(dir)
 	if err != nil {
 		return err
 	}
 	defer im.Close()
-	for _, dir := range layerTrees(p) {
+	for _, dir := range trees {
 		sub, err := fs.Sub(hostFiles, dir)
 		if err != nil {
 			return err
@@ -167,13 +185,6 @@ func fillLayer(ctx context.Context, merged string, p *Personality) error {
 		if err := im.copyTree(sub); err != nil {
 			return err
 		}
-	}
-	links := map[string]string{}
-	for k, v := range commonSymlinks {
-		links[k] = v
-	}
-	for k, v := range p.Symlinks {
-		links[k] = v
 	}
 	for _, name := range slices.Sorted(maps.Keys(links)) {
 		if err := im.symlink(links[name], name); err != nil {
@@ -189,8 +200,8 @@ func fillLayer(ctx context.Context, merged string, p *Personality) error {
 		sparse = append(sparse, fmt.Sprintf("%s:%d", f, p.SparseFiles[f]))
 	}
 	env = append(env, "LAB_SPARSE='"+strings.Join(sparse, " ")+"'")
-	if p.RPMDB != "" {
-		pkgs, err := buildRPMDB(ctx, p.RPMDB)
+	if rpmdb != "" {
+		pkgs, err := buildRPMDB(ctx, rpmdb, rpmTarget)
 		if err != nil {
 			return err
 		}
@@ -204,7 +215,7 @@ func fillLayer(ctx context.Context, merged string, p *Personality) error {
 	} else {
 		env = append(env, "LAB_RPMDB=''")
 	}
-	_, err = runInImage(ctx, merged, false, nil, strings.Join(env, "\n")+"\n"+layerScript)
+	_, err = runInImage(ctx, dir, false, nil, strings.Join(env, "\n")+"\n"+layerScript)
 	return err
 }
 

@@ -16,12 +16,12 @@ func PersonalityLayers(ctx context.Context, o Options, personality string) ([]st
 	if err != nil {
 		return nil, err
 	}
-	layers, _, err := buildImages(ctx, o, newLogger(o.Log))
+	built, err := buildImages(ctx, o, newLogger(o.Log))
 	if err != nil {
 		return nil, err
 	}
-	if len(layers[personality]) == 0 {
+	if len(built.layers[personality]) == 0 {
 		return nil, fmt.Errorf("personality %s: no layers built", personality)
 	}
-	return layers[personality], nil
+	return built.layers[personality], nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/kprep/kprep/test/lab/instance"
 )
@@ -59,9 +60,13 @@ type Options struct {
 	Instance *instance.ID
 	// Hosts is how many hosts to boot (lab1..labN); 0 means one per OS.
 	Hosts int
-	// OS lists personalities (centos7, rocky9, openeuler22, ubuntu22),
-	// cycled over the hosts; empty means DefaultOS.
+	// OS lists personalities (centos7, rocky9, openeuler22, ubuntu22) or
+	// VM host kinds (openeuler22-arm64), cycled over the hosts; empty means
+	// DefaultOS.
 	OS []string
+	// VMs lists VM host kinds (openeuler22-arm64) booted after the Hosts
+	// hosts, one each: `up --vm` adds them beside the x86 hosts.
+	VMs []string
 	// StateDir holds the running lab: host roots, keys, inventory, logs;
 	// empty means the instance's folder (or KPREP_LAB_STATE when Instance
 	// is nil too).
@@ -105,8 +110,16 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Hosts < 1 || o.Hosts > MaxHosts {
 		return o, fmt.Errorf("--hosts %d: the lab runs 1 to %d hosts", o.Hosts, MaxHosts)
 	}
+	for _, name := range o.VMs {
+		if lookupVM(name) == nil {
+			return o, fmt.Errorf("--vm %q: the lab's VM hosts are %s", name, strings.Join(VMNames(), ", "))
+		}
+	}
+	if o.Hosts+len(o.VMs) > MaxHosts {
+		return o, fmt.Errorf("--hosts %d and %d VMs: the lab runs 1 to %d hosts", o.Hosts, len(o.VMs), MaxHosts)
+	}
 	for _, name := range o.OS {
-		if _, err := lookupPersonality(name); err != nil {
+		if err := checkOS(name); err != nil {
 			return o, err
 		}
 	}

@@ -121,6 +121,15 @@ func PersonalityNames() []string {
 	return names
 }
 
+// checkOS says whether `up --os` takes name: a personality or a VM kind.
+func checkOS(name string) error {
+	if lookupVM(name) != nil || personalities[name] != nil {
+		return nil
+	}
+	return fmt.Errorf("unknown OS %q: the lab knows %s (nspawn hosts) and %s (VM hosts)",
+		name, strings.Join(PersonalityNames(), ", "), strings.Join(VMNames(), ", "))
+}
+
 // lookupPersonality returns the personality called name or an error that
 // lists the known ones.
 func lookupPersonality(name string) (*Personality, error) {

@@ -135,8 +135,8 @@ func cmdline(pid int) []string {
 
 // findLabProcs lists the processes a lab with this state folder runs, found
 // by what they are rather than by recorded PIDs (which a crash may have lost):
-// systemd-nspawn and docker-registry with a path under the state folder in
-// their arguments, and the lab's own helper processes.
+// systemd-nspawn, QEMU (VM hosts) and docker-registry with a path under the
+// state folder in their arguments, and the lab's own helper processes.
 func findLabProcs(stateDir string) []Proc {
 	entries, _ := os.ReadDir("/proc")
 	self := os.Getpid()
@@ -162,7 +162,7 @@ func findLabProcs(stateDir string) []Proc {
 // an option's value).
 func isLabProcess(args []string, stateDir string) bool {
 	base := filepath.Base(args[0])
-	known := base == "systemd-nspawn" || base == "docker-registry" ||
+	known := base == "systemd-nspawn" || base == "docker-registry" || strings.HasPrefix(base, "qemu-system-") ||
 		(len(args) > 1 && args[1] == helperArg)
 	if !known {
 		return false

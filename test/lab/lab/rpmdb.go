@@ -125,10 +125,15 @@ func parseRPMDB(table string) ([]rpmStub, error) {
 }
 
 // specOf is an empty package's spec with the stub's name and Provides.
-func specOf(s rpmStub) string {
+// A stub of the target architecture has no BuildArch: rpmbuild takes a
+// foreign one only from --target.
+func specOf(s rpmStub, target string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Name: %s\nVersion: %s\nRelease: %s\nSummary: %s (kprep lab record)\nLicense: GPLv2\nBuildArch: %s\n",
-		s.Name, s.Version, s.Release, s.Name, s.Arch)
+	fmt.Fprintf(&b, "Name: %s\nVersion: %s\nRelease: %s\nSummary: %s (kprep lab record)\nLicense: GPLv2\n",
+		s.Name, s.Version, s.Release, s.Name)
+	if s.Arch != target {
+		fmt.Fprintf(&b, "BuildArch: %s\n", s.Arch)
+	}
 	for _, p := range s.Provides {
 		fmt.Fprintf(&b, "Provides: %s\n", p)
 	}
@@ -137,8 +142,9 @@ func specOf(s rpmStub) string {
 }
 
 // buildRPMDB builds an empty package for each line of the table with one
-// rpmbuild run and returns file name -> package bytes.
-func buildRPMDB(ctx context.Context, table string) (map[string][]byte, error) {
+// rpmbuild run and returns file name -> package bytes. target ("aarch64")
+// builds for another architecture than the machine's; "" for its own.
+func buildRPMDB(ctx context.Context, table, target string) (map[string][]byte, error) {
 	stubs, err := parseRPMDB(table)
 	if err != nil {
 		return nil, err
@@ -149,9 +155,12 @@ func buildRPMDB(ctx context.Context, table string) (map[string][]byte, error) {
 	}
 	defer os.RemoveAll(top)
 	argv := []string{"rpmbuild", "--quiet", "--define", "_topdir " + top, "-bb"}
+	if target != "" {
+		argv = append(argv, "--target", target)
+	}
 	for _, s := range stubs {
 		spec := filepath.Join(top, s.Name+".spec")
-		if err := os.WriteFile(spec, []byte(specOf(s)), 0o644); err != nil {
+		if err := os.WriteFile(spec, []byte(specOf(s, target)), 0o644); err != nil {
 			return nil, err
 		}
 		argv = append(argv, spec)

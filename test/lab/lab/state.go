@@ -49,7 +49,10 @@ type hostState struct {
 	User string `json:"user"`
 	// SudoPassword is set when the user's sudo asks for a password.
 	SudoPassword bool `json:"sudoPassword,omitempty"`
-	// Nspawn is the systemd-nspawn process; Leader the host's PID 1.
+	// VM is set for a VM host (QEMU), whose OS names a VM kind.
+	VM bool `json:"vm,omitempty"`
+	// Nspawn is the process that runs the host: systemd-nspawn, or QEMU
+	// for a VM host. Leader is an nspawn host's PID 1 (none for a VM).
 	Nspawn Proc `json:"nspawn"`
 	Leader Proc `json:"leader"`
 }

@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -75,17 +77,24 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		return nil, err
 	}
 
-	layers, tree, err := buildImages(ctx, o, log)
+	built, err := buildImages(ctx, o, log)
 	if err != nil {
 		return nil, err
 	}
+	tree := built.tree
 	if err := ensureBridge(ctx, id); err != nil {
 		return nil, err
 	}
+	// The images are pushed while the hosts boot (a few seconds for about
+	// 180 MB); Up waits for both.
+	pushed := make(chan error, 1)
+	pushed <- nil
 	if tree != nil {
 		if err := serveMirror(ctx, st, tree, log); err != nil {
 			return nil, err
 		}
+		<-pushed
+		go func() { pushed <- pushImages(ctx, st, tree, log) }()
 	}
 
 	pub, err := writeLabKey(o.StateDir)
@@ -105,9 +114,6 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		return nil, err
 	}
 	setup := hostSetup{ID: id, PubKey: pub, SudoPassword: password, Builtin: modulesBuiltin()}
-	if tree != nil {
-		setup.Crictl = filepath.Join(tree.BinDir, "lab-crictl")
-	}
 	l := &Lab{stateDir: o.StateDir, st: st}
 	log.printf("booting %d hosts", len(hosts))
 	g, gctx := errgroup.WithContext(ctx)
@@ -115,25 +121,44 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		g.Go(func() error {
 			h := hosts[i]
 			hs := setup
-			hs.Layers = layers[h.OS]
-			if err := prepareHost(gctx, o.StateDir, h, hs); err != nil {
-				return err
+			if t := built.arch[hostGOARCH(h)]; t != nil {
+				hs.Crictl = filepath.Join(t.BinDir, "lab-crictl")
 			}
-			err := bootHost(gctx, id, o.StateDir, &h)
+			start, timeout := time.Now(), bootTimeout
+			var err error
+			if h.VM {
+				timeout = vmBootTimeout
+				if err := prepareVM(gctx, o.StateDir, h, hs); err != nil {
+					return err
+				}
+				err = bootVM(gctx, id, o.StateDir, built.vms[h.OS], &h)
+			} else {
+				hs.Layers = built.layers[h.OS]
+				if err := prepareHost(gctx, o.StateDir, h, hs); err != nil {
+					return err
+				}
+				err = bootHost(gctx, id, o.StateDir, &h)
+			}
 			if uerr := st.update(func(s *state) { s.Hosts[i] = h }); err == nil {
 				err = uerr
 			}
 			if err != nil {
 				return err
 			}
-			if err := l.waitBooted(gctx, h, bootTimeout); err != nil {
+			if err := l.waitBooted(gctx, h, timeout); err != nil {
 				return err
+			}
+			if h.VM {
+				log.printf("%s booted to SSH in %s", h.Name, time.Since(start).Round(time.Second))
 			}
 			log.printf("%s (%s, %s) is up", h.Name, h.OS, h.Address)
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := <-pushed; err != nil {
 		return nil, err
 	}
 	path, err := writeInventory(id, o.StateDir, st.Hosts)
@@ -147,17 +172,32 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	return l, nil
 }
 
+// hostGOARCH is a host's architecture in Go's naming.
+func hostGOARCH(h hostState) string {
+	if v := lookupVM(h.OS); v != nil {
+		return v.GOARCH
+	}
+	return runtime.GOARCH
+}
+
 // checkMachine checks that Up can work here: root and the tools it runs.
 func checkMachine(o Options) error {
 	if os.Geteuid() != 0 {
 		return errors.New("the lab needs root (it mounts, makes network links and boots containers)")
 	}
 	var missing []string
-	tools := machineTools
+	tools := map[string]string{}
+	for k, v := range machineTools {
+		tools[k] = v
+	}
 	if !o.NoMirror {
-		tools = map[string]string{"docker-registry": "docker-registry"}
-		for k, v := range machineTools {
-			tools[k] = v
+		tools["docker-registry"] = "docker-registry"
+	}
+	for _, name := range append(append([]string{}, o.OS...), o.VMs...) {
+		if v := lookupVM(name); v != nil {
+			for k, pkg := range vmMachineTools(v) {
+				tools[k] = pkg
+			}
 		}
 	}
 	for _, tool := range slices.Sorted(maps.Keys(tools)) {
@@ -171,76 +211,124 @@ func checkMachine(o Options) error {
 	return nil
 }
 
-// buildImages builds (or takes from the cache) the base root file system,
-// each personality's layer and, unless NoMirror, the mirror, side by side.
-// It returns each personality's overlay lower folders, top first.
+// builtImages is what the hosts boot from and install from.
+type builtImages struct {
+	// layers are each personality's overlay lower folders, top first.
+	layers map[string][]string
+	// vms are each VM kind's image.
+	vms map[string]vmImage
+	// tree is the mirror the lab serves (nil with NoMirror): with VM hosts
+	// of another architecture its Root serves every host's architecture.
+	tree *mirror.Tree
+	// arch is each host architecture's own mirror build, by GOARCH (its
+	// BinDir has that arch's lab-crictl).
+	arch map[string]*mirror.Tree
+}
+
+// buildImages builds (or takes from the cache) the base root file system
+// and each personality's layer, each VM kind's image and, unless NoMirror,
+// the mirror for every host architecture, side by side.
 //
-// The root file systems' lock is held only while they are built, and not
-// at all when the cache has them: the mirror locks its own entries, so a
-// caller that needs no mirror (PersonalityLayers) never waits behind a
-// mirror build.
-func buildImages(ctx context.Context, o Options, log *logger) (map[string][]string, *mirror.Tree, error) {
-	layers := map[string][]string{}
-	var tree *mirror.Tree
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if cached, ok := cachedLayers(o); ok {
-			log.printf("base root file system and personality layers: cached (%s)", o.CacheDir)
-			maps.Copy(layers, cached)
-			return nil
-		}
-		unlock, err := lockCache(o.CacheDir)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-		base, key, err := buildBase(gctx, o, log)
-		if err != nil {
-			return err
-		}
-		for _, name := range o.OS {
-			if _, done := layers[name]; done {
-				continue
+// Each kind takes its own lock for as long as it builds, so that a VM image
+// that takes many minutes holds up no other lab's nspawn hosts (the mirror
+// locks its own entries).
+func buildImages(ctx context.Context, o Options, log *logger) (*builtImages, error) {
+	b := &builtImages{layers: map[string][]string{}, vms: map[string]vmImage{}}
+	var personalities []string
+	goarches := []string{runtime.GOARCH}
+	for _, name := range append(append([]string{}, o.OS...), o.VMs...) {
+		if v := lookupVM(name); v != nil {
+			if !slices.Contains(goarches, v.GOARCH) {
+				goarches = append(goarches, v.GOARCH)
 			}
-			p, _ := lookupPersonality(name)
-			layer, err := buildLayer(gctx, o, base, key, p, log)
+			if _, dup := b.vms[name]; !dup {
+				b.vms[name] = vmImage{}
+			}
+		} else if !slices.Contains(personalities, name) {
+			personalities = append(personalities, name)
+		}
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	if len(personalities) > 0 {
+		g.Go(func() error {
+			if cached, ok := cachedLayers(o, personalities); ok {
+				log.printf("base root file system and personality layers: cached (%s)", o.CacheDir)
+				mu.Lock()
+				maps.Copy(b.layers, cached)
+				mu.Unlock()
+				return nil
+			}
+			unlock, err := lockCache(o.CacheDir)
 			if err != nil {
 				return err
 			}
-			layers[name] = []string{layer, base}
-		}
-		return nil
-	})
+			defer unlock()
+			base, key, err := buildBase(gctx, o, log)
+			if err != nil {
+				return err
+			}
+			for _, name := range personalities {
+				p, _ := lookupPersonality(name)
+				layer, err := buildLayer(gctx, o, base, key, p, log)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				b.layers[name] = []string{layer, base}
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	for _, name := range slices.Sorted(maps.Keys(b.vms)) {
+		g.Go(func() error {
+			unlock, err := lockVMCache(o.CacheDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			// Not gctx: another build's failure does not throw away many
+			// minutes of this one; it finishes into the cache first.
+			img, err := buildVMImage(ctx, o, lookupVM(name), log)
+			mu.Lock()
+			b.vms[name] = img
+			mu.Unlock()
+			return err
+		})
+	}
 	if !o.NoMirror {
 		g.Go(func() error {
 			start := time.Now()
-			t, err := mirror.Build(gctx, mirror.Options{CacheDir: o.CacheDir, Log: o.Log, DebianMirror: o.DebianMirror})
+			m, err := mirror.BuildMulti(gctx, mirror.Options{CacheDir: o.CacheDir, Log: o.Log, DebianMirror: o.DebianMirror}, goarches)
 			if err != nil {
 				return fmt.Errorf("build the lab's package mirror (or run up with --no-mirror for hosts without it): %w", err)
 			}
-			log.printf("mirror ready in %s (%s)", time.Since(start).Round(time.Second), t.Root)
-			tree = t
+			tree := *m.Arch[runtime.GOARCH]
+			tree.Root = m.Root
+			log.printf("mirror ready in %s (%s)", time.Since(start).Round(time.Second), tree.Root)
+			b.tree, b.arch = &tree, m.Arch
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return layers, tree, nil
+	return b, nil
 }
 
 // cachedLayers returns each personality's overlay lower folders when the
 // cache holds the base and every layer o names, finished. A finished entry
 // is moved into place whole and never changed or removed, so reading it
 // needs no lock.
-func cachedLayers(o Options) (map[string][]string, bool) {
+func cachedLayers(o Options, personalities []string) (map[string][]string, bool) {
 	key := baseKey()
 	base := baseDir(o.CacheDir, key)
 	if !exists(filepath.Join(base, "done")) {
 		return nil, false
 	}
 	layers := map[string][]string{}
-	for _, name := range o.OS {
+	for _, name := range personalities {
 		p, err := lookupPersonality(name)
 		if err != nil {
 			return nil, false // buildImages reports it
@@ -254,8 +342,7 @@ func cachedLayers(o Options) (map[string][]string, bool) {
 	return layers, true
 }
 
-// serveMirror starts the mirror's HTTP server and the registry, and pushes
-// the lab's images.
+// serveMirror starts the mirror's HTTP server and the registry.
 func serveMirror(ctx context.Context, st *state, tree *mirror.Tree, log *logger) error {
 	mp, err := startMirror(ctx, st, tree)
 	if uerr := st.update(func(s *state) {
@@ -273,10 +360,17 @@ func serveMirror(ctx context.Context, st *state, tree *mirror.Tree, log *logger)
 	if err != nil {
 		return err
 	}
+	log.printf("mirror on %s, registry on %s", st.Instance.MirrorURL(), st.Instance.RegistryAddr())
+	return nil
+}
+
+// pushImages pushes the lab's images to its registry.
+func pushImages(ctx context.Context, st *state, tree *mirror.Tree, log *logger) error {
 	addr := st.Instance.RegistryAddr()
+	start := time.Now()
 	if err := mirror.PushImages(ctx, addr, tree); err != nil {
 		return fmt.Errorf("push the lab's images to the registry at %s: %w", addr, err)
 	}
-	log.printf("mirror on %s, registry on %s (%d images)", st.Instance.MirrorURL(), addr, len(tree.Images))
+	log.printf("%d images pushed to %s in %s", len(tree.Images), addr, time.Since(start).Round(100*time.Millisecond))
 	return nil
 }

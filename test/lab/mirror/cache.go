@@ -53,6 +53,15 @@ func cached(ctx context.Context, dir, key string, build func(ctx context.Context
 	return final, nil
 }
 
+// cachedCheck runs check once per recipe: a passed check leaves an empty
+// entry in CACHE/checks/, so a warm build skips it. The parts name what
+// is checked (keyed cache folders stand for their content).
+func cachedCheck(ctx context.Context, cacheDir, name string, check func() error, parts ...string) error {
+	_, err := cached(ctx, filepath.Join(cacheDir, "checks"), name+"-"+recipeKey(append([]string{name}, parts...)...),
+		func(context.Context, string) error { return check() })
+	return err
+}
+
 // sortedKeys returns a map's keys in order, so recipes hash the same each run.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -75,6 +75,15 @@ func checkRunsOnHosts(p payload) error {
 	return nil
 }
 
+// layerNames lists a layer's entries, for the key of its check.
+func layerNames(l layerSpec) string {
+	names := make([]string, len(l.Files))
+	for i, f := range l.Files {
+		names[i] = f.Name
+	}
+	return strings.Join(names, "\n")
+}
+
 // checkLayerLibs checks that every shared library an ELF program or
 // library of the layer needs (DT_NEEDED) is in the layer, and that each is
 // built for the image's architecture: an image whose iptables cannot

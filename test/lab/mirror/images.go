@@ -45,6 +45,7 @@ type imageInputs struct {
 	pause    string                   // the pause program
 	busybox  string                   // busybox-static
 	iptables layerSpec                // iptablesLayer of iptablesSet's payload
+	haproxy  layerSpec                // haproxyLayer of haproxySet's payload
 }
 
 // The PATH the images set.
@@ -84,7 +85,8 @@ func labImages(in imageInputs) []imageSpec {
 	for _, k := range kubeReleases {
 		specs = append(specs, kubeImages(k, in)...)
 	}
-	return append(specs, flannelImages(in)...)
+	specs = append(specs, flannelImages(in)...)
+	return append(specs, haproxyImage(in))
 }
 
 // kubeImages are the images a release's `kubeadm config images list`

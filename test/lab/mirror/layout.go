@@ -15,18 +15,18 @@ type DockerYumTree struct {
 	Versions []string
 }
 
-// DockerYumTrees are the docker-ce yum trees. The real centos/8 tree stops
-// at 26.1.3 (Docker stopped building for CentOS 8 then), while rhel/8 goes
-// on; the lab keeps that difference, so a pin to 26.1.5 on a host mapped
-// to centos/8 (openEuler 22.03) fails here as it does for real. The real
-// centos/7 tree stops at 26.1.4; the lab serves 26.1.5 there too, the one
-// dockerd with --validate it has, so CentOS 7 hosts get it.
+// DockerYumTrees are the docker-ce yum trees. Each carries both Docker CE
+// releases the lab has real programs of. The real trees differ: centos/7
+// stops at 26.1.4 and centos/8 at 26.1.3 (Docker stopped building for them
+// then; rhel/8 goes on). The lab serves 26.1.5 there too, so every
+// personality (openEuler 22.03 reads centos/8) can take the lab inventory's
+// version; what a real openEuler host would miss is in the README.
 var DockerYumTrees = []DockerYumTree{
-	{Path: "docker-ce/linux/centos/7", Dist: "el7", Versions: []string{"20.10.24", "26.1.5"}},
-	{Path: "docker-ce/linux/centos/8", Dist: "el8", Versions: []string{"20.10.24"}},
-	{Path: "docker-ce/linux/centos/9", Dist: "el9", Versions: []string{"20.10.24", "26.1.5"}},
-	{Path: "docker-ce/linux/rhel/8", Dist: "el8", Versions: []string{"20.10.24", "26.1.5"}},
-	{Path: "docker-ce/linux/rhel/9", Dist: "el9", Versions: []string{"20.10.24", "26.1.5"}},
+	{Path: "docker-ce/linux/centos/7", Dist: "el7", Versions: DockerReleases},
+	{Path: "docker-ce/linux/centos/8", Dist: "el8", Versions: DockerReleases},
+	{Path: "docker-ce/linux/centos/9", Dist: "el9", Versions: DockerReleases},
+	{Path: "docker-ce/linux/rhel/8", Dist: "el8", Versions: DockerReleases},
+	{Path: "docker-ce/linux/rhel/9", Dist: "el9", Versions: DockerReleases},
 }
 
 const (
@@ -53,7 +53,18 @@ const (
 
 	// VaultPath is the CentOS 7.9 vault: VaultPath/{os,extras,updates}/$basearch/.
 	VaultPath = "centos-vault/7.9.2009"
+	// VaultAltArchPath is where vault.centos.org keeps the other
+	// architectures (aarch64): VaultAltArchPath/{os,...}/aarch64/.
+	VaultAltArchPath = "centos-vault/altarch/7.9.2009"
 )
+
+// vaultPath is the CentOS 7 vault's folder for a's packages.
+func vaultPath(a arch) string {
+	if a.RPM == "x86_64" {
+		return VaultPath
+	}
+	return VaultAltArchPath
+}
 
 // vaultRepos are the CentOS 7 base repos served empty from the vault tree.
 var vaultRepos = []string{"os", "extras", "updates"}

@@ -100,13 +100,13 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	dockerKey, err := labSigner(ctx, r, cacheDir, "docker", "kprep lab Docker CE repo <docker-ce@lab.kprep.invalid>")
+	dockerKey, err := labSigner(ctx, r, cacheDir, dockerSignerName, dockerSignerUID)
 	if err != nil {
 		unlockShared()
 		return nil, err
 	}
 	defer dockerKey.close()
-	kubeKey, err := labSigner(ctx, r, cacheDir, "kubernetes", "kprep lab Kubernetes repo <kubernetes@lab.kprep.invalid>")
+	kubeKey, err := labSigner(ctx, r, cacheDir, kubeSignerName, kubeSignerUID)
 	unlockShared()
 	if err != nil {
 		return nil, err
@@ -131,7 +131,8 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 	if err := checkPayloadVersions(pl); err != nil {
 		return nil, err
 	}
-	if err := checkRunsOnHosts(pl); err != nil {
+	if err := cachedCheck(ctx, cacheDir, "runs-on-hosts", func() error { return checkRunsOnHosts(pl) },
+		pl.deb(trixieSet.Name).Root, pl.deb(iptablesSet.Name).Root); err != nil {
 		return nil, err
 	}
 
@@ -183,7 +184,18 @@ func Build(ctx context.Context, o Options) (*Tree, error) {
 		if in.iptables, err = iptablesLayer(ipt); err != nil {
 			return nil, err
 		}
-		if err := checkLayerLibs(in.iptables, ia); err != nil {
+		if err := cachedCheck(ctx, cacheDir, "layer-libs", func() error { return checkLayerLibs(in.iptables, ia) },
+			ipt.Root, ia.Go, layerNames(in.iptables)); err != nil {
+			return nil, err
+		}
+		hap, err := fetchDebian(ctx, r, cacheDir, haproxySet, ia.Deb, o.DebianMirror)
+		if err != nil {
+			return nil, err
+		}
+		if in.haproxy, err = haproxyLayer(hap, ia); err != nil {
+			return nil, err
+		}
+		if err := checkLayerLibs(in.haproxy, ia); err != nil {
 			return nil, err
 		}
 		specs[ia] = labImages(in)
@@ -277,8 +289,10 @@ func lockCache(dir, name string) (func(), error) {
 // prune removes cache entries in dir that this build did not use, among
 // those whose names start with one of prefixes (or end with suffix): the
 // entries of older recipes for this architecture, and half-built entries of
-// killed runs. Other architectures' entries stay, and so do entries another
-// process holds in use (HoldInUse).
+// this architecture's killed runs. Other architectures' entries stay,
+// half-built ones too (each architecture builds under its own lock, so
+// another one's may be building now), and so do entries another process
+// holds in use (HoldInUse).
 func prune(r *runner, dir string, prefixes, used []string, suffix ...string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -293,12 +307,15 @@ func prune(r *runner, dir string, prefixes, used []string, suffix ...string) {
 		if keep[name] {
 			continue
 		}
-		mine := strings.Contains(name, ".tmp-") // left by a killed run; we hold the lock
+		// A .tmp- entry is named by the key it is building: left by a
+		// killed run if its key is ours, since we hold our lock.
+		entry, _, _ := strings.Cut(name, ".tmp-")
+		mine := false
 		for _, p := range prefixes {
-			mine = mine || strings.HasPrefix(name, p)
+			mine = mine || strings.HasPrefix(entry, p)
 		}
 		for _, s := range suffix {
-			mine = mine || strings.HasSuffix(name, s)
+			mine = mine || strings.HasSuffix(entry, s)
 		}
 		if mine && inUse(filepath.Join(dir, name)) {
 			r.logf("keeping the old cache entry %s: a running lab uses it", filepath.Join(dir, name))

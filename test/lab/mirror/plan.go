@@ -61,7 +61,7 @@ func planRepos(ctx context.Context, r *runner, cacheDir string, pl payload, dock
 	// pkgs.k8s.io keeps one repodata for all arches, rpms in per-arch folders.
 	plan.yum = append(plan.yum, yumRepo{Dir: KubeRPMPath, Sub: pl.arch.RPM, RPMs: files, Signer: kubeKey, ServeKey: true})
 	for _, repo := range vaultRepos {
-		plan.yum = append(plan.yum, yumRepo{Dir: VaultPath + "/" + repo + "/" + pl.arch.RPM, Sub: "Packages"})
+		plan.yum = append(plan.yum, yumRepo{Dir: vaultPath(pl.arch) + "/" + repo + "/" + pl.arch.RPM, Sub: "Packages"})
 	}
 
 	var dockerDefs []pkgDef

@@ -56,6 +56,7 @@ func fakeInputs(t *testing.T, a arch) imageInputs {
 	if in.iptables, err = iptablesLayer(&debianPayload{Root: filepath.Join(dir, "iptables")}); err != nil {
 		t.Fatal(err)
 	}
+	in.haproxy = layerSpec{Note: "haproxy", Files: []layerFile{{Name: "usr/local/sbin/haproxy", Src: write("haproxy", "haproxy program"), Mode: 0o755}}}
 	return in
 }
 

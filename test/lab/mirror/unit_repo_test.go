@@ -99,7 +99,10 @@ func TestPruneKeepsUsedOtherArchAndHeldEntries(t *testing.T) {
 		entries    []string
 		held, want string
 	}{
-		{"used and other arch", []string{"x86_64-old", "x86_64-new", "aarch64-other", "amd64-new.tmp-123"}, "", "aarch64-other x86_64-new"},
+		{"used and other arch", []string{"x86_64-old", "x86_64-new", "aarch64-other", "x86_64-new.tmp-123"}, "", "aarch64-other x86_64-new"},
+		// Each arch builds under its own lock: another arch's half-built
+		// entry may be in the making right now.
+		{"other arch building", []string{"x86_64-new", "aarch64-other.tmp-9", "x86_64-old.tmp-8"}, "", "aarch64-other.tmp-9 x86_64-new"},
 		// Another lab (other code, another recipe) serves x86_64-served.
 		{"held in use", []string{"x86_64-old", "x86_64-served", "x86_64-new"}, "x86_64-served", "x86_64-new x86_64-served"},
 	} {
