@@ -21,9 +21,9 @@ import (
 )
 
 // probeCost is what one step's probe costs one converged host: the CPU
-// time the whole host spends on it (the shell, the commands it runs, and
-// the daemons they ask, such as systemd for systemctl and dockerd for
-// docker info), from the host's cgroup, per probe run.
+// time the host spends on it (the shell, the commands it runs, and the
+// daemons they ask: systemd for systemctl, dockerd for docker info), per
+// probe run, less that of an empty snippet.
 type probeCost struct {
 	Host  string  `json:"host"`
 	OS    string  `json:"os"`
@@ -93,11 +93,7 @@ func probeCosts(ctx context.Context, l *lab.Lab, cfg config) ([]probeCost, error
 		if h.SudoNeedsPassword || h.VM {
 			continue
 		}
-		usage, err := cgroupUsage(l, h.Name)
-		if err != nil {
-			return nil, err
-		}
-		m := prober{lab: l, host: h, usage: usage, runs: cfg.probeRuns}
+		m := prober{lab: l, host: h, runs: cfg.probeRuns}
 		base, err := m.cost(ctx, ":")
 		if err != nil {
 			return nil, err
@@ -123,49 +119,82 @@ func probeCosts(ctx context.Context, l *lab.Lab, cfg config) ([]probeCost, error
 
 // prober runs a snippet on a host over SSH and reads what it cost the host.
 type prober struct {
-	lab   *lab.Lab
-	host  lab.Host
-	usage func() (time.Duration, error)
-	runs  int
+	lab  *lab.Lab
+	host lab.Host
+	runs int
 }
 
-// cost runs snippet p.runs times in one SSH session and returns the host's
-// CPU milliseconds per run, less what the host spent meanwhile on its own
-// (its daemons' housekeeping, measured just before over as long a time).
+// costScript runs a snippet p.runs times, then prints the CPU time of the
+// shell and its children (the `times` builtin: exact, counted as each
+// process ends) and the clock ticks the daemons a probe asks used
+// meanwhile: systemd (systemctl), dockerd (docker info), containerd.
+// Measured inside the host, it is not skewed by the machine's load or by
+// what the host's daemons do on their own between probes, as the host's
+// whole cgroup would be.
+const costScript = `kprep_dcpu() { t=0; for p in 1 $(pidof dockerd containerd 2>/dev/null); do set -- $(cut -d' ' -f14,15 /proc/$p/stat); t=$((t+$1+$2)); done; echo $t; }
+kprep_d0=$(kprep_dcpu)
+i=0; while [ $i -lt %d ]; do (
+%s
+) >/dev/null 2>&1 </dev/null; i=$((i+1)); done
+echo "daemons $kprep_d0 $(kprep_dcpu) $(getconf CLK_TCK)"
+times
+`
+
+// cost returns the host CPU milliseconds of one run of snippet.
 func (p prober) cost(ctx context.Context, snippet string) (float64, error) {
-	script := fmt.Sprintf("i=0; while [ $i -lt %d ]; do (\n%s\n) >/dev/null 2>&1 </dev/null; i=$((i+1)); done\n", p.runs, snippet)
 	remote := "sh -s"
 	if p.host.SSHUser != "root" {
 		remote = "sudo -n sh -s"
 	}
-	before, err := p.usage()
-	if err != nil {
-		return 0, err
-	}
-	start := time.Now()
 	cmd := exec.CommandContext(ctx, "ssh", append(sshOptions(p.lab), p.host.SSHUser+"@"+p.host.Address, remote)...)
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	cmd.Stdin = strings.NewReader(fmt.Sprintf(costScript, p.runs, snippet))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		return 0, fmt.Errorf("ssh: %v: %s", err, out)
 	}
-	elapsed := time.Since(start)
-	after, err := p.usage()
+	total, err := parseCost(string(out))
 	if err != nil {
 		return 0, err
 	}
-	// The host's idle rate over as long, right after.
-	idleStart, idleBefore := time.Now(), after
-	select {
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-time.After(elapsed):
+	return total.Seconds() * 1000 / float64(p.runs), nil
+}
+
+// parseCost reads costScript's output: the daemons' ticks, then `times`
+// (the shell's user and system time, then its children's, as dash and
+// bash print them: 0m0.012000s or 0m0.012s).
+func parseCost(out string) (time.Duration, error) {
+	var total time.Duration
+	var seen bool
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[0] == "daemons" {
+			d0, err1 := strconv.Atoi(f[1])
+			d1, err2 := strconv.Atoi(f[2])
+			hz, err3 := strconv.Atoi(f[3])
+			if err1 != nil || err2 != nil || err3 != nil || hz <= 0 {
+				return 0, fmt.Errorf("bad daemon line %q", line)
+			}
+			total += time.Duration(d1-d0) * time.Second / time.Duration(hz)
+			seen = true
+			continue
+		}
+		if len(f) != 2 || !strings.HasSuffix(f[0], "s") || !strings.Contains(f[0], "m") {
+			continue
+		}
+		for _, v := range f {
+			m, sec, _ := strings.Cut(strings.TrimSuffix(v, "s"), "m")
+			mins, err1 := strconv.Atoi(m)
+			secs, err2 := strconv.ParseFloat(sec, 64)
+			if err1 != nil || err2 != nil {
+				return 0, fmt.Errorf("bad times line %q", line)
+			}
+			total += time.Duration((float64(mins)*60 + secs) * float64(time.Second))
+		}
 	}
-	idleAfter, err := p.usage()
-	if err != nil {
-		return 0, err
+	if !seen {
+		return 0, fmt.Errorf("no cost in the output: %q", out)
 	}
-	idle := float64(idleAfter-idleBefore) * float64(elapsed) / float64(time.Since(idleStart))
-	return (float64(after-before) - idle) / float64(p.runs) / 1e6, nil
+	return total, nil
 }
 
 // cgroupUsage returns a reader of the CPU time a lab host's cgroup has
