@@ -116,16 +116,17 @@ func measureScale(ctx context.Context, c config, n int, keep bool) (*row, error)
 	s := &r.Samples
 	for i := 0; i < c.runs; i++ {
 		for _, t := range []struct {
+			name string
 			into *[]figures
 			run  func() (float64, error)
-		}{{&s.Floor, func() (float64, error) { return floor.run(ctx) }}, {&s.Plan, kprep("plan")}, {&s.Apply, kprep("apply")},
-			{&s.Ansible, func() (float64, error) { return play.run(ctx) }}} {
+		}{{"ssh floor", &s.Floor, func() (float64, error) { return floor.run(ctx) }}, {"kprep plan", &s.Plan, kprep("plan")},
+			{"kprep apply", &s.Apply, kprep("apply")}, {"ansible", &s.Ansible, func() (float64, error) { return play.run(ctx) }}} {
 			if err := timed(t.into, t.run); err != nil {
 				return r, err
 			}
+			f := last(*t.into)
+			logf("%d hosts: run %d: %s %.2fs wall, %.2fs own CPU, %.2fs hosts' CPU (load %s)", n, i+1, t.name, f.Wall, f.ClientCPU, f.HostsCPU, loadAvg())
 		}
-		logf("%d hosts: run %d: floor %.2fs, plan %.2fs, apply %.2fs, ansible %.2fs (load %s)", n, i+1,
-			last(s.Floor).Wall, last(s.Plan).Wall, last(s.Apply).Wall, last(s.Ansible).Wall, loadAvg())
 	}
 	r.Floor, r.Plan, r.Apply, r.Ansible = medians(s.Floor), medians(s.Plan), medians(s.Apply), medians(s.Ansible)
 	r.PlanRatio, r.ApplyRatio, r.AnsibleRatio = r.Plan.Wall/r.Floor.Wall, r.Apply.Wall/r.Floor.Wall, r.Ansible.Wall/r.Apply.Wall
