@@ -55,9 +55,10 @@ lab-arm64-deps: ## machine packages for the lab's aarch64 VM host: QEMU, qemu-us
 bench-lab: build ## round trips and time of a plan on converged lab hosts (a running lab: make lab-up)
 	KPREP_E2E=1 $(GO) test -run '^$$' -bench PlanConvergedHosts ./test/e2e/
 
-# bench-scale is not part of ci: at 50 and 200 hosts it takes far longer
-# than CI's budget. BENCH_N lists the host counts.
-BENCH_N    ?= 3 50 200
+# bench-scale is not part of ci: at 50 hosts it takes far longer than CI's
+# budget. BENCH_N lists the host counts; the lab runs 50 at most for now
+# (README, Speed: what 200 would take).
+BENCH_N    ?= 3 50
 BENCH_RUNS ?= 5
 BENCH_JSON ?= /tmp/kprep-bench-scale.json
 bench-scale: build ## kprep against the parallel ssh floor and an Ansible playbook on N converged lab hosts, probe cost per step (root; BENCH_N="3 50 200")

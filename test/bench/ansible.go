@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kprep/kprep/test/lab/lab"
 )
@@ -133,6 +134,9 @@ var recapChanged = regexp.MustCompile(`(?m)^\S+\s+:\s+ok=\d+\s+changed=(\d+)`)
 func (a *ansible) run(ctx context.Context) (float64, error) {
 	cmd := exec.CommandContext(ctx, "ansible-playbook", a.play, "-e", "@"+filepath.Join(a.dir, "vars.json"))
 	cmd.Env = a.env
+	// Ansible's workers and ssh masters may outlive a cancelled run and
+	// hold its output pipe: do not wait for them for ever.
+	cmd.WaitDelay = 10 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -149,10 +153,10 @@ func (a *ansible) run(ctx context.Context) (float64, error) {
 	return cpuOf(cmd.ProcessState), nil
 }
 
-// close ends the ControlPersist masters this bench's Ansible left (found
-// by their control socket folder, ended by PID) and removes its folder.
+// close ends what this bench's Ansible left running (the ControlPersist
+// masters, and the workers of a cancelled run), found by the bench's own
+// folder in their command lines and ended by PID, and removes the folder.
 func (a *ansible) close() {
-	cp := filepath.Join(a.dir, "cp")
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -160,7 +164,7 @@ func (a *ansible) close() {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.HasPrefix(cmdline, []byte("ssh\x00")) && bytes.Contains(cmdline, []byte(cp)) {
+		if err == nil && pid != os.Getpid() && bytes.Contains(cmdline, []byte(a.dir)) {
 			_ = syscall.Kill(pid, syscall.SIGTERM)
 		}
 	}

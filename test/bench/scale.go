@@ -172,15 +172,16 @@ func (k kprepRunner) run(ctx context.Context, command string) (kprepResult, erro
 	cmd := exec.CommandContext(ctx, k.bin, command, "-i", k.inventory, "--phase", benchPhases,
 		"--concurrency", fmt.Sprint(k.concurrency), "-o", "json")
 	cmd.Env = k.env
+	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
-	res := kprepResult{wall: secs(time.Since(start))}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
-		res.maxRSSKiB = ru.Maxrss
+	if err := cmd.Start(); err != nil {
+		return kprepResult{}, err
 	}
-	res.cpu = cpuOf(cmd.ProcessState)
+	peak := watchPeakRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	res := kprepResult{wall: secs(time.Since(start)), maxRSSKiB: peak(), cpu: cpuOf(cmd.ProcessState)}
 	if jerr := json.Unmarshal(stdout.Bytes(), &res.report); jerr != nil && err == nil {
 		err = jerr
 	}
@@ -188,6 +189,39 @@ func (k kprepRunner) run(ctx context.Context, command string) (kprepResult, erro
 		return res, fmt.Errorf("kprep %s: %v\n%s%s", command, err, tail(stdout.String()), tail(stderr.String()))
 	}
 	return res, nil
+}
+
+// watchPeakRSS follows a process's peak resident memory (VmHWM) until
+// it ends, and returns a function that gives it once the process was
+// waited for. The rusage of a child started from Go does not do: its
+// ru_maxrss counts the parent's memory, which the child shares until it
+// runs exec. Growth in the last 10 ms of the process can be missed.
+func watchPeakRSS(pid int) func() int64 {
+	var peak int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		path := fmt.Sprintf("/proc/%d/status", pid)
+		for {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return
+			}
+			found := false
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					var kb int64
+					fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+					peak, found = max(peak, kb), true
+				}
+			}
+			if !found { // a zombie: the process has ended
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return func() int64 { <-done; return peak }
 }
 
 // notUnchanged lists host/step that did not report unchanged.
