@@ -65,7 +65,11 @@ func (SysctlStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 	b.WriteString(shell.File("dropin", sysctlFile) + "\n")
 	var patterns []string
 	for _, k := range slices.Sorted(maps.Keys(want)) {
-		fmt.Fprintf(&b, "printf 'live %%s %%s\\n' %s \"$(sysctl -n %s 2>/dev/null || echo '<missing>')\"\n", shell.Quote(k), shell.Quote(k))
+		// The live value straight from /proc/sys with the shell's own read
+		// (no process per key); sysctl -n where the key is no plain path.
+		path := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		fmt.Fprintf(&b, "if [ -r %[1]s ] && read -r kprep_v < %[1]s; then :; else kprep_v=$(sysctl -n %[2]s 2>/dev/null || echo '<missing>'); fi; printf 'live %%s %%s\\n' %[2]s \"$kprep_v\"\n",
+			shell.Quote(path), shell.Quote(k))
 		patterns = append(patterns, strings.ReplaceAll(k, ".", "[./]"))
 	}
 	var files []string
@@ -73,10 +77,12 @@ func (SysctlStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 		files = append(files, d+"/*.conf")
 	}
 	files = append(files, "/etc/sysctl.conf")
-	fmt.Fprintf(&b, `for f in %s; do
-  [ -f "$f" ] || continue
-  grep -nE '^[[:space:]]*-?(%s)[[:space:]]*=' "$f" 2>/dev/null | sed "s|^|set $f:|"
-done`, strings.Join(files, " "), strings.Join(patterns, "|"))
+	// One grep over every file, in the order sysctl reads them (-H names
+	// the file even when only one exists), rather than a grep and a sed
+	// per file.
+	fmt.Fprintf(&b, `set --; for f in %s; do [ -f "$f" ] && set -- "$@" "$f"; done
+[ $# -eq 0 ] || grep -HnE '^[[:space:]]*-?(%s)[[:space:]]*=' "$@" 2>/dev/null | sed 's|^|set |'
+true`, strings.Join(files, " "), strings.Join(patterns, "|"))
 	return b.String()
 }
 

@@ -2,7 +2,9 @@ package hostprep
 
 import (
 	"encoding/base64"
+	"fmt"
 	"maps"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -102,5 +104,39 @@ func TestEffectiveOrder(t *testing.T) {
 	want := []string{"/usr/lib/sysctl.d/50-default.conf", "/etc/sysctl.d/99-sysctl.conf", "/etc/sysctl.d/k8s.conf", "/run/sysctl.d/zz.conf", "/etc/sysctl.conf"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// The probe reads live values from /proc/sys itself, with no process per
+// key: on this machine it must read what sysctl -n reads, and find the
+// keys' lines in the machine's own sysctl files as grep does.
+func TestSysctlProbeReadsWhatSysctlReads(t *testing.T) {
+	if _, err := exec.LookPath("sysctl"); err != nil {
+		t.Skip("no sysctl on this machine")
+	}
+	c := labCluster()
+	c.Hostprep.Sysctl = map[string]string{"net.ipv4.tcp_rmem": "4096 87380 6291456", "net.no.such.key": "1"}
+	_, live, sets, err := parseSysctlState(runSnippet(t, SysctlStep{}.Probe(&c.Hosts[0], c)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range wantedSysctls(c) {
+		out, err := exec.Command("sysctl", "-n", k).Output()
+		want := normalizeValue(string(out))
+		if err != nil {
+			want = "<missing>"
+		}
+		if live[k] != want {
+			t.Errorf("live %s = %q, sysctl -n says %q", k, live[k], want)
+		}
+	}
+	var keys []string
+	for k := range wantedSysctls(c) {
+		keys = append(keys, strings.ReplaceAll(k, ".", "[./]"))
+	}
+	grep := exec.Command("sh", "-c", `cat /etc/sysctl.d/*.conf /run/sysctl.d/*.conf /usr/local/lib/sysctl.d/*.conf /usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf /etc/sysctl.conf 2>/dev/null | grep -cE '^[[:space:]]*-?(`+strings.Join(keys, "|")+`)[[:space:]]*='`)
+	out, _ := grep.Output()
+	if got, want := len(sets), strings.TrimSpace(string(out)); fmt.Sprint(got) != want {
+		t.Errorf("the probe found %d settings in the sysctl files, grep finds %s: %+v", got, want, sets)
 	}
 }

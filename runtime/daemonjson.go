@@ -25,26 +25,29 @@ type DaemonJSONStep struct{}
 // Name implements provision.Step.
 func (DaemonJSONStep) Name() string { return "runtime/daemon-json" }
 
-// Probe reads daemon.json, whether dockerd can validate a config file, the
-// unit's ExecStart (a -H flag there forbids "hosts" in the file), and what
-// the running dockerd read (see loaded.go).
+// Probe reads daemon.json, the unit's ExecStart where the file has a
+// "hosts" key (a -H flag there forbids it), and what the running dockerd
+// read (see loaded.go). Whether dockerd can validate a file is asked only
+// when one is written (see validateDaemonJSON).
 func (DaemonJSONStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	return strings.Join([]string{
 		shell.File("daemon", daemonJSONPath),
-		shell.Value("validate", "command -v dockerd >/dev/null && dockerd --help 2>&1 | grep -c -e '--validate'"),
-		shell.Value("execstart", "systemctl cat docker.service 2>/dev/null | grep '^ExecStart=.' | tail -n 1"),
-		shell.Value("pid", "systemctl show -p MainPID docker.service | cut -d= -f2"),
-		shell.Value("started", `ts=$(systemctl show -p ActiveEnterTimestamp docker.service | cut -d= -f2-); [ -n "$ts" ] && date -d "$ts" +%s`),
+		// docker.service's ExecStart matters only beside a "hosts" key.
+		`if grep -q '"hosts"' ` + daemonJSONPath + ` 2>/dev/null; then ` +
+			shell.Value("execstart", "systemctl cat docker.service 2>/dev/null | grep '^ExecStart=.' | tail -n 1") + `; fi`,
+		// The running dockerd's PID and start, from one systemctl call.
+		readShow("docker.service", "MainPID", "ActiveEnterTimestamp") + `
+echo "pid=$kprep_MainPID"
+if [ -n "$kprep_ActiveEnterTimestamp" ]; then ` + shell.Value("started", `date -d "$kprep_ActiveEnterTimestamp" +%s`) + `; else echo started=; fi`,
 		shell.Value("mtime", "stat -c %Y "+daemonJSONPath),
 		shell.File("loaded", loadedPath("docker")),
 	}, "\n")
 }
 
-// daemonWrite is the new daemon.json, how to check it first, and the
-// record of what the running dockerd read, to keep before replacing it.
+// daemonWrite is the new daemon.json and the record of what the running
+// dockerd read, to keep before replacing it.
 type daemonWrite struct {
 	Content  []byte
-	Validate bool
 	Snapshot *loadedRecord
 }
 
@@ -74,13 +77,9 @@ func (DaemonJSONStep) Diff(in provision.Input) ([]provision.Planned[daemonWrite]
 		}
 		summary = daemonJSONPath + ": " + strings.Join(diffs, "; ")
 	}
-	validate := st.Values["validate"] != "" && st.Values["validate"] != "0"
-	action := "write " + daemonJSONPath + ", keeping the keys kprep does not own"
-	if validate {
-		action += "; dockerd --validate first"
-	}
+	action := "write " + daemonJSONPath + ", keeping the keys kprep does not own; dockerd --validate first where dockerd has it"
 	return []provision.Planned[daemonWrite]{{Key: "daemon.json", Summary: summary, Action: action,
-		Data: daemonWrite{Content: encodeDaemonJSON(want), Validate: validate, Snapshot: loadedSnapshot(st, raw, exists)}}}, nil
+		Data: daemonWrite{Content: encodeDaemonJSON(want), Snapshot: loadedSnapshot(st, raw, exists)}}}, nil
 }
 
 // loadedSnapshot returns a record of the daemon.json the running dockerd
@@ -113,17 +112,19 @@ func hasHostFlag(execStart string) bool {
 }
 
 // validateDaemonJSON checks a candidate daemon.json with the installed
-// dockerd, from a temporary file beside the real one.
-var validateDaemonJSON = hostfile.CheckCandidate(daemonJSONPath, `dockerd --validate --config-file "$f"`)
+// dockerd, from a temporary file beside the real one, where dockerd has
+// --validate (23.0 and later; 20.10 has not). Asking dockerd whether it
+// has the flag costs a tenth of a second of the host's CPU, so it is
+// asked here, when a file is written, and never by the probe.
+var validateDaemonJSON = hostfile.CheckCandidate(daemonJSONPath,
+	`if dockerd --help 2>&1 | grep -q -e '--validate'; then dockerd --validate --config-file "$f"; fi`)
 
 // Apply implements provision.Step.
 func (DaemonJSONStep) Apply(ctx context.Context, t provision.Target, in provision.Input, changes []provision.Planned[daemonWrite]) error {
 	for _, c := range changes {
 		w := c.Data
-		if w.Validate {
-			if _, err := t.Run(ctx, transport.Command{Line: validateDaemonJSON, Stdin: w.Content}); err != nil {
-				return fmt.Errorf("dockerd --validate refused the new %s, which was not written: %w", daemonJSONPath, err)
-			}
+		if _, err := t.Run(ctx, transport.Command{Line: validateDaemonJSON, Stdin: w.Content}); err != nil {
+			return fmt.Errorf("dockerd --validate refused the new %s, which was not written: %w", daemonJSONPath, err)
 		}
 		if w.Snapshot != nil {
 			if err := t.WriteFile(ctx, loadedPath("docker"), encodeLoaded(*w.Snapshot), transport.WriteOptions{Mode: 0o600, NoBackup: true}); err != nil {

@@ -24,7 +24,9 @@ import (
 //     insecure registries need only a reload, SIGHUP; the log driver,
 //     cgroup driver and data root a restart), and daemon.json against the
 //     copy kprep recorded when dockerd last read it, which covers keys
-//     docker info does not show, such as log-opts;
+//     docker info does not show, such as log-opts (the probe skips
+//     `docker info` where that record names the running dockerd and
+//     matches daemon.json: a converged host's check stays cheap);
 //   - every daemon: the proxy variables of the running process against its
 //     unit's, a binary replaced by an upgrade, unit files changed on disk;
 //   - containerd: config.toml against the recorded copy;
@@ -173,11 +175,23 @@ func planUnit(u managedUnit, s unitState) (unitPlan, []string, error) {
 		}
 		want := effectiveDaemonSettings(cur)
 		p.Mirrors = want.Mirrors
-		if !s.HasInfo {
+		switch {
+		case s.InfoVouched:
+			// The probe skipped `docker info`: kprep's record says this
+			// very dockerd read daemon.json as it is now. Held against
+			// the record and file the probe sent, in case either moved
+			// between the probe's check and its reads.
+			if !s.HasRecord || s.Record.PID != s.PID || !bytes.Equal(s.Record.Content, s.Config) {
+				return p, nil, fmt.Errorf("the probe found kprep's record %s matching this dockerd, then read a different one: something changed %s while it ran; run again", loadedPath(u.Name), daemonJSONPath)
+			}
+		case !s.HasInfo:
 			need(opRestart, "dockerd does not answer `docker info`")
-		} else if info, err := parseDockerInfo(s.Info); err != nil {
-			need(opRestart, err.Error())
-		} else {
+		default:
+			info, err := parseDockerInfo(s.Info)
+			if err != nil {
+				need(opRestart, err.Error())
+				break
+			}
 			reload, restart := dockerInfoDiff(info, want)
 			for _, r := range restart {
 				need(opRestart, r)

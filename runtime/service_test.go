@@ -30,6 +30,7 @@ type unitProbe struct {
 	mtime       int64
 	record      string // "" none
 	info        string
+	vouched     bool // the probe skipped docker info on kprep's record
 }
 
 func (u unitProbe) String() string {
@@ -65,6 +66,9 @@ func (u unitProbe) String() string {
 	}
 	if u.info != "" {
 		b.WriteString(fileRecord(u.name+".info", u.info))
+	}
+	if u.vouched {
+		line("info_vouched", "1")
 	}
 	return b.String()
 }
@@ -173,6 +177,13 @@ func TestServiceDecidesReloadOrRestart(t *testing.T) {
 		{"dockerd hangs", func(cd, d *unitProbe) {
 			d.info = ""
 		}, map[string]serviceOp{"docker": opRestart}, "dockerd does not answer `docker info`"},
+		{"docker info skipped on kprep's record", func(cd, d *unitProbe) {
+			d.info, d.vouched = "", true
+		}, map[string]serviceOp{}, ""},
+		{"docker info skipped, yet the unit's proxy moved", func(cd, d *unitProbe) {
+			d.info, d.vouched = "", true
+			d.environment = `HTTP_PROXY=http://proxy:3128`
+		}, map[string]serviceOp{"docker": opRestart}, "it runs with no proxy, its unit sets proxy variables HTTP_PROXY (other values)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +199,27 @@ func TestServiceDecidesReloadOrRestart(t *testing.T) {
 			}
 			if tt.reason != "" && (len(changes) == 0 || !strings.Contains(changes[0].Summary, tt.reason)) {
 				t.Errorf("summary %v lacks %q", summariesOf(changes), tt.reason)
+			}
+		})
+	}
+}
+
+// A probe that skipped docker info on kprep's record, then read a record
+// or daemon.json that does not match it, raced a change: the diff refuses
+// to guess rather than restart or trust a stale record.
+func TestServiceVouchedRecordMustMatch(t *testing.T) {
+	for name, edit := range map[string]func(d *unitProbe){
+		"record of another dockerd": func(d *unitProbe) { d.record = "17\n" + labDaemonJSON },
+		"record of another file":    func(d *unitProbe) { d.record = "900\n{}" },
+		"no record":                 func(d *unitProbe) { d.record = "" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cd, d := converged(t)
+			d.info, d.vouched = "", true
+			edit(&d)
+			_, err := ServiceStep{}.Diff(input(labCluster(), rocky9, cd.String()+d.String()))
+			if err == nil || !strings.Contains(err.Error(), "run again") {
+				t.Errorf("err = %v", err)
 			}
 		})
 	}

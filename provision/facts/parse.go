@@ -1,7 +1,6 @@
 package facts
 
 import (
-	"bufio"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,10 +9,10 @@ import (
 // Parse reads the output of Script.
 func Parse(out string) (Facts, error) {
 	kv := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
+	// Lines of the string itself: no scanner buffer per host (a run over
+	// a thousand hosts parses a thousand of these).
+	for line := range strings.Lines(out) {
+		k, v, ok := strings.Cut(strings.TrimRight(line, "\r\n"), "=")
 		if !ok {
 			continue
 		}

@@ -60,3 +60,30 @@ func TestParseRejectsBrokenRecord(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Value folds a command's lines into one, as `tr '\n' ' '` and a sed that
+// cuts trailing spaces did, in every shell a host may run the probe with.
+func TestValueFoldsLinesInEveryShell(t *testing.T) {
+	cases := map[string]string{
+		"printf 'a  b\\nc\\n\\nd  \\n\\n'":   "a  b c  d",
+		"echo one":                           "one",
+		"true":                               "",
+		"echo '100% \"quoted\" $HOME *'":     `100% "quoted" $HOME *`,
+		"echo kept; echo dropped >&2; false": "kept",
+		"printf 'x\\n \\n'":                  "x",
+	}
+	for _, sh := range []string{"sh", "dash", "bash"} {
+		if _, err := exec.LookPath(sh); err != nil {
+			continue
+		}
+		for cmd, want := range cases {
+			out, err := exec.Command(sh, "-c", Value("k", cmd)).Output()
+			if err != nil {
+				t.Fatalf("%s: %v", sh, err)
+			}
+			if got := string(out); got != "k="+want+"\n" {
+				t.Errorf("%s: Value(%q) printed %q, want %q", sh, cmd, got, "k="+want+"\n")
+			}
+		}
+	}
+}

@@ -1,0 +1,360 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kprep/kprep/test/lab/lab"
+)
+
+// benchPhases are the phases the bench converges and times: what the
+// Ansible playbook checks too.
+const benchPhases = "hostprep,runtime"
+
+// measureScale boots N hosts, converges them and measures every tool on
+// them; the lab goes down at the end unless keep.
+func measureScale(ctx context.Context, c config, n int, keep bool) (*row, error) {
+	stateDir := lab.StateDirFromEnv()
+	if err := lab.Down(ctx, stateDir); err != nil {
+		return nil, fmt.Errorf("take down the lab left in %s: %w", stateDir, err)
+	}
+	logf("%d hosts: lab up", n)
+	start := time.Now()
+	l, err := lab.Up(ctx, lab.Options{Hosts: n, Log: os.Stderr})
+	if !keep {
+		defer func() {
+			if err := lab.Down(context.Background(), stateDir); err != nil {
+				logf("lab down: %v", err)
+			}
+		}()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lab up: %w", err)
+	}
+	r := &row{Hosts: n, LabUp: secs(time.Since(start))}
+	password, err := l.SudoPassword()
+	if err != nil {
+		return r, err
+	}
+	k := kprepRunner{bin: c.kprep, inventory: l.InventoryPath(), concurrency: c.concurrency,
+		env: append(os.Environ(), l.SudoPasswordEnv()+"="+password)}
+
+	logf("%d hosts: first apply on fresh hosts (load %s)", n, loadAvg())
+	res, err := k.run(ctx, "apply")
+	if err != nil {
+		return r, fmt.Errorf("first apply: %w", err)
+	}
+	r.Fresh = fresh{Wall: res.wall, CPU: res.cpu, Steps: res.slowestSteps()}
+	r.Fresh.Overhead = (res.wall - r.Fresh.Steps) / res.wall
+	// The run after must find nothing to do: it is what the timed runs
+	// measure.
+	if res, err := k.run(ctx, "apply"); err != nil {
+		return r, fmt.Errorf("second apply: %w", err)
+	} else if moved := res.notUnchanged(); len(moved) > 0 {
+		return r, fmt.Errorf("the apply after the first changed %s: the hosts do not converge", strings.Join(moved, ", "))
+	}
+
+	play, err := newAnsible(ctx, l, c.concurrency, password)
+	if err != nil {
+		return r, err
+	}
+	defer play.close()
+	floor := sshFloor{lab: l, concurrency: c.concurrency}
+	// One warm-up run of each (ControlPersist masters, page cache), and
+	// the proof that the playbook finds nothing to do either.
+	if _, err := play.run(ctx); err != nil {
+		return r, err
+	}
+	if _, err := floor.run(ctx); err != nil {
+		return r, err
+	}
+
+	r.LoadAvg = loadAvg()
+	logf("%d hosts: %d timed runs of each (load %s)", n, c.runs, r.LoadAvg)
+	hostsCPU, err := hostsUsage(l)
+	if err != nil {
+		return r, err
+	}
+	timed := func(into *[]figures, run func() (float64, error)) error {
+		before, err := hostsCPU()
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		cpu, err := run()
+		if err != nil {
+			return err
+		}
+		wall := secs(time.Since(start))
+		after, err := hostsCPU()
+		*into = append(*into, figures{Wall: wall, ClientCPU: cpu, HostsCPU: secs(after - before)})
+		return err
+	}
+	var rss []int64
+	kprep := func(cmd string) func() (float64, error) {
+		return func() (float64, error) {
+			res, err := k.run(ctx, cmd)
+			if err != nil {
+				return 0, err
+			}
+			if moved := res.notUnchanged(); len(moved) > 0 {
+				return 0, fmt.Errorf("a no-op %s found work: %s", cmd, strings.Join(moved, ", "))
+			}
+			rss = append(rss, res.maxRSSKiB)
+			return res.cpu, nil
+		}
+	}
+	s := &r.Samples
+	for i := 0; i < c.runs; i++ {
+		for _, t := range []struct {
+			name string
+			into *[]figures
+			run  func() (float64, error)
+		}{{"ssh floor", &s.Floor, func() (float64, error) { return floor.run(ctx) }}, {"kprep plan", &s.Plan, kprep("plan")},
+			{"kprep apply", &s.Apply, kprep("apply")}, {"ansible", &s.Ansible, func() (float64, error) { return play.run(ctx) }}} {
+			if err := timed(t.into, t.run); err != nil {
+				return r, err
+			}
+			f := last(*t.into)
+			logf("%d hosts: run %d: %s %.2fs wall, %.2fs own CPU, %.2fs hosts' CPU (load %s)", n, i+1, t.name, f.Wall, f.ClientCPU, f.HostsCPU, loadAvg())
+		}
+	}
+	r.Floor, r.Plan, r.Apply, r.Ansible = medians(s.Floor), medians(s.Plan), medians(s.Apply), medians(s.Ansible)
+	r.PlanRatio, r.ApplyRatio, r.AnsibleRatio = r.Plan.Wall/r.Floor.Wall, r.Apply.Wall/r.Floor.Wall, r.Ansible.Wall/r.Apply.Wall
+	r.AnsibleCPURatio = (r.Ansible.ClientCPU + r.Ansible.HostsCPU) / (r.Apply.ClientCPU + r.Apply.HostsCPU)
+	peak := slices.Max(rss)
+	r.RSSMiB = float64(peak) / 1024
+	r.RSSPerHost = float64(peak) / float64(n)
+
+	logf("%d hosts: probe cost per step", n)
+	r.Probes, err = probeCosts(ctx, l, c)
+	return r, err
+}
+
+// kprepRunner runs kprep on the lab's inventory.
+type kprepRunner struct {
+	bin, inventory string
+	concurrency    int
+	env            []string
+}
+
+// kprepResult is one run: its report, wall time, CPU time and peak memory.
+type kprepResult struct {
+	report    kprepReport
+	wall, cpu float64
+	maxRSSKiB int64
+}
+
+// kprepReport is the part of kprep's -o json report the bench reads.
+type kprepReport struct {
+	Hosts []struct {
+		Name  string `json:"name"`
+		Error string `json:"error"`
+		Steps []struct {
+			Name       string `json:"name"`
+			Status     string `json:"status"`
+			Error      string `json:"error"`
+			DurationMs int64  `json:"durationMs"`
+		} `json:"steps"`
+	} `json:"hosts"`
+}
+
+func (k kprepRunner) run(ctx context.Context, command string) (kprepResult, error) {
+	cmd := exec.CommandContext(ctx, k.bin, command, "-i", k.inventory, "--phase", benchPhases,
+		"--concurrency", fmt.Sprint(k.concurrency), "-o", "json")
+	cmd.Env = k.env
+	cmd.WaitDelay = 10 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return kprepResult{}, err
+	}
+	peak := watchPeakRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	res := kprepResult{wall: secs(time.Since(start)), maxRSSKiB: peak(), cpu: cpuOf(cmd.ProcessState)}
+	if jerr := json.Unmarshal(stdout.Bytes(), &res.report); jerr != nil && err == nil {
+		err = jerr
+	}
+	if err != nil {
+		return res, fmt.Errorf("kprep %s: %v\n%s%s", command, err, tail(stdout.String()), tail(stderr.String()))
+	}
+	return res, nil
+}
+
+// watchPeakRSS follows a process's peak resident memory (VmHWM) until
+// it ends, and returns a function that gives it once the process was
+// waited for. The rusage of a child started from Go does not do: its
+// ru_maxrss counts the parent's memory, which the child shares until it
+// runs exec. Growth in the last 10 ms of the process can be missed.
+func watchPeakRSS(pid int) func() int64 {
+	var peak int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		path := fmt.Sprintf("/proc/%d/status", pid)
+		for {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return
+			}
+			found := false
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					var kb int64
+					fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+					peak, found = max(peak, kb), true
+				}
+			}
+			if !found { // a zombie: the process has ended
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return func() int64 { <-done; return peak }
+}
+
+// notUnchanged lists host/step that did not report unchanged.
+func (r kprepResult) notUnchanged() []string {
+	var out []string
+	for _, h := range r.report.Hosts {
+		if h.Error != "" {
+			out = append(out, h.Name+": "+h.Error)
+		}
+		for _, s := range h.Steps {
+			if s.Status != "unchanged" {
+				out = append(out, h.Name+"/"+s.Name+" "+s.Status)
+			}
+		}
+	}
+	return out
+}
+
+// slowestSteps is the longest sum of one host's step times, in seconds.
+func (r kprepResult) slowestSteps() float64 {
+	var worst int64
+	for _, h := range r.report.Hosts {
+		var sum int64
+		for _, s := range h.Steps {
+			sum += s.DurationMs
+		}
+		worst = max(worst, sum)
+	}
+	return float64(worst) / 1000
+}
+
+// sshFloor is the least any SSH tool can take: `ssh HOST true` to every
+// host, as many at once as kprep works on, with the system's OpenSSH
+// client and the lab's key, each a new connection as kprep's are.
+type sshFloor struct {
+	lab         *lab.Lab
+	concurrency int
+}
+
+func (f sshFloor) run(ctx context.Context) (float64, error) {
+	hosts := f.lab.Hosts()
+	sem := make(chan struct{}, f.concurrency)
+	errs := make([]error, len(hosts))
+	cpu := make([]float64, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			cmd := exec.CommandContext(ctx, "ssh", append(sshOptions(f.lab), h.SSHUser+"@"+h.Address, "true")...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				errs[i] = fmt.Errorf("ssh %s true: %v: %s", h.Name, err, out)
+				return
+			}
+			cpu[i] = cpuOf(cmd.ProcessState)
+		}()
+	}
+	wg.Wait()
+	var sum float64
+	for i, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+		sum += cpu[i]
+	}
+	return sum, nil
+}
+
+// sshOptions are the OpenSSH client options for the lab's hosts, as its
+// inventory sets them for kprep.
+func sshOptions(l *lab.Lab) []string {
+	return []string{"-i", l.KeyFile(), "-o", "UserKnownHostsFile=" + l.KnownHostsFile(), "-o", "StrictHostKeyChecking=accept-new",
+		"-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"}
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func last(xs []figures) figures { return xs[len(xs)-1] }
+
+// cpuOf is the user and system time of a process that ended, with the
+// processes it waited for.
+func cpuOf(p *os.ProcessState) float64 {
+	if ru, ok := p.SysUsage().(*syscall.Rusage); ok && ru != nil {
+		return secs(time.Duration(ru.Utime.Nano() + ru.Stime.Nano()))
+	}
+	return 0
+}
+
+// hostsUsage returns a reader of the CPU time all the lab's hosts have
+// used.
+func hostsUsage(l *lab.Lab) (func() (time.Duration, error), error) {
+	var readers []func() (time.Duration, error)
+	for _, h := range l.Hosts() {
+		r, err := cgroupUsage(l, h.Name)
+		if err != nil {
+			return nil, err
+		}
+		readers = append(readers, r)
+	}
+	return func() (time.Duration, error) {
+		var sum time.Duration
+		for _, r := range readers {
+			d, err := r()
+			if err != nil {
+				return 0, err
+			}
+			sum += d
+		}
+		return sum, nil
+	}, nil
+}
+
+func secs(d time.Duration) float64 { return d.Seconds() }
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// tail is the end of a long output, for an error message.
+func tail(s string) string {
+	if len(s) > 3000 {
+		s = "..." + s[len(s)-3000:]
+	}
+	return s
+}
