@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/steptest"
 )
 
@@ -189,5 +191,69 @@ func TestContainerdRestrictOOMScoreAdj(t *testing.T) {
 		if len(again) != 0 {
 			t.Errorf("version %d: converged config still differs: %q", version, again)
 		}
+	}
+}
+
+// The probe asks containerd for its default config only when config.toml
+// cannot be the base: the default costs a Go process on every probe of a
+// converged host otherwise. Run under a real sh with a stand-in containerd
+// that prints the version it is told to, and counts its default calls.
+func TestContainerdProbeReadsTheDefaultOnlyWhenNeeded(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "config.toml")
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := "#!/bin/sh\ncase \"$*\" in\n--version) echo \"containerd containerd.io $FAKE_VERSION abc\" ;;\n'config default') echo 'version = 2' ;;\nesac\n"
+	if err := os.WriteFile(filepath.Join(bin, "containerd"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	probe := strings.ReplaceAll(ContainerdStep{}.Probe(nil, nil), containerdConfigPath, config)
+	for _, c := range []struct {
+		name, config, version string
+		wantDefault           bool
+	}{
+		{"missing", "", "1.7.27", true},
+		{"stock file, no version", "disabled_plugins = [\"cri\"]\n", "1.7.27", true},
+		{"version 1", "[plugins.cri]\n", "1.7.27", true},
+		{"version 2", "version = 2\n[plugins]\n", "1.7.27", false},
+		{"version 2, spaces and a comment", "  version=2 # kprep\n", "1.7.27", false},
+		{"version 2 after a comment line", "# mine\nroot = \"/var/lib/containerd\"\nversion = 2\n", "1.7.27", false},
+		{"version inside a table only", "[plugins.x]\nversion = 2\n", "1.7.27", true},
+		{"version 3 under containerd 1", "version = 3\n", "1.7.27", true},
+		{"version 3 under containerd 2", "version = 3\n", "v2.1.4", false},
+		{"version 3 under containerd 2, no v", "version = 3\n", "2.0.5", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			os.Remove(config)
+			if c.config != "" {
+				if err := os.WriteFile(config, []byte(c.config), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command("sh", "-c", probe)
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "FAKE_VERSION="+c.version)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			st, err := shell.Parse(string(out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, got := st.File("default")
+			if got != c.wantDefault {
+				t.Fatalf("default read = %v, want %v\n%s", got, c.wantDefault, out)
+			}
+			if got && string(d) != "version = 2\n" {
+				t.Errorf("default = %q", d)
+			}
+			// What the probe printed is always enough for the diff: the
+			// default is there whenever the file cannot be the base.
+			if _, err := (ContainerdStep{}).Diff(input(labCluster(), rocky9, string(out))); err != nil {
+				t.Errorf("diff: %v", err)
+			}
+		})
 	}
 }

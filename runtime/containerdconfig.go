@@ -132,7 +132,7 @@ func wantContainerdConfig(cur map[string]any, exists bool, defaults map[string]a
 	}
 	if len(reasons) > 0 {
 		if defaults == nil {
-			return nil, nil, errors.New("`containerd config default` printed no config to start from; is containerd installed?")
+			return nil, nil, errors.New("`containerd config default` printed no config to start from (the probe reads it when config.toml has no usable top-level version); is containerd installed?")
 		}
 		base = defaults
 		reasons[0] += ": replaced by `containerd config default` with the settings below"
