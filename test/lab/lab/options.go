@@ -13,9 +13,11 @@ const (
 	// DefaultCacheDir is the cache folder (KPREP_LAB_CACHE overrides it),
 	// shared by every lab instance.
 	DefaultCacheDir = instance.CacheDir
-	// MaxHosts bounds --hosts: the bridge's /24 and the machine's inotify
-	// and memory budget both run out long before 200.
-	MaxHosts = 50
+	// MaxHosts bounds --hosts (with the VMs): the bridge's /24 holds
+	// lab1 at .11 to lab200 at .210, and "kprep-h9-lab200" is Linux's
+	// longest interface name. Memory (about 50 MiB resident per converged
+	// host) and CPU, not the lab, limit a 2-core machine.
+	MaxHosts = 200
 )
 
 // StateDirFromEnv returns KPREP_LAB_STATE, or the state folder of the lab

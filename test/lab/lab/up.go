@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -35,6 +36,12 @@ var machineTools = map[string]string{
 	"rpmbuild":       "rpm",
 	"mount":          "mount",
 }
+
+// bootLimit is how many hosts boot at once: a host's systemd boot costs
+// about 2.5 s of CPU, and its boot timeout runs from its own start, so on
+// 2 cores 24 at a time boot in about half a minute each where 200 at once
+// would each take minutes and run into bootTimeout.
+func bootLimit() int { return max(8, 12*runtime.NumCPU()) }
 
 // Up builds and boots a lab as o says, writes its inventory and returns it.
 // Root file systems and the mirror come from the cache when their recipe
@@ -115,8 +122,11 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	}
 	setup := hostSetup{ID: id, PubKey: pub, SudoPassword: password, Builtin: modulesBuiltin()}
 	l := &Lab{stateDir: o.StateDir, st: st}
-	log.printf("booting %d hosts", len(hosts))
+	limit := bootLimit()
+	log.printf("booting %d hosts, %d at a time", len(hosts), min(limit, len(hosts)))
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	var upCount atomic.Int32
 	for i := range hosts {
 		g.Go(func() error {
 			h := hosts[i]
@@ -151,7 +161,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 			if h.VM {
 				log.printf("%s booted to SSH in %s", h.Name, time.Since(start).Round(time.Second))
 			}
-			log.printf("%s (%s, %s) is up", h.Name, h.OS, h.Address)
+			log.printf("%s (%s, %s) is up (%d/%d)", h.Name, h.OS, h.Address, upCount.Add(1), len(hosts))
 			return nil
 		})
 	}
