@@ -1,6 +1,9 @@
 package mirror
 
-import "fmt"
+import (
+	"fmt"
+	"runtime"
+)
 
 // arch names one machine architecture in each naming scheme the mirror needs.
 type arch struct {
@@ -18,4 +21,14 @@ func archFor(goarch string) (arch, error) {
 		return arch{Go: "arm64", RPM: "aarch64", Deb: "arm64"}, nil
 	}
 	return arch{}, fmt.Errorf("architecture %q: the mirror builds amd64 and arm64 only", goarch)
+}
+
+// hostDebArch is the machine's own dpkg architecture: apt's sources give
+// it unqualified, every other one as a foreign architecture.
+func hostDebArch() string {
+	a, err := archFor(runtime.GOARCH)
+	if err != nil {
+		return runtime.GOARCH
+	}
+	return a.Deb
 }

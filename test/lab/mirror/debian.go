@@ -80,12 +80,16 @@ func fetchDebian(ctx context.Context, r *runner, cacheDir string, set debianSet,
 		if err != nil {
 			return err
 		}
-		names := set.Packages
+		names, archAll := set.Packages, map[string]bool{}
 		if set.WithDepends {
-			if names, err = debianClosure(ctx, r, apt, set.Packages, debArch); err != nil {
+			if names, archAll, err = debianClosure(ctx, r, apt, set.Packages, debArch); err != nil {
 				return err
 			}
 		}
+		// A foreign architecture from the machine's own sources (arm64
+		// packages on an amd64 machine) has no "netbase:arm64": apt
+		// names Architecture: all packages without the qualifier.
+		foreign := set.Suite == "" && debArch != hostDebArch()
 		r.logf("downloading Debian packages (%s, %s): %s", set.Name, debArch, strings.Join(names, " "))
 		debs := filepath.Join(tmp, "debs")
 		if err := os.MkdirAll(debs, 0o755); err != nil {
@@ -93,7 +97,11 @@ func fetchDebian(ctx context.Context, r *runner, cacheDir string, set debianSet,
 		}
 		args := append(append([]string{}, apt...), "download")
 		for _, p := range names {
-			args = append(args, p+":"+debArch)
+			if foreign && archAll[p] {
+				args = append(args, p)
+			} else {
+				args = append(args, p+":"+debArch)
+			}
 		}
 		if _, err := r.run(ctx, debs, "apt-get", args...); err != nil {
 			return fmt.Errorf("download Debian packages (run `apt-get update` first; for a foreign arch also `dpkg --add-architecture %s`): %w", debArch, err)
@@ -172,8 +180,9 @@ func aptConfig(ctx context.Context, r *runner, tmp string, set debianSet, debArc
 }
 
 // debianClosure lists the packages and everything they depend on
-// (Depends, Pre-Depends), recursively, as apt resolves it for debArch.
-func debianClosure(ctx context.Context, r *runner, apt, packages []string, debArch string) ([]string, error) {
+// (Depends, Pre-Depends), recursively, as apt resolves it for debArch, and
+// which of them apt names without the architecture (see parseClosure).
+func debianClosure(ctx context.Context, r *runner, apt, packages []string, debArch string) ([]string, map[string]bool, error) {
 	args := append(append([]string{}, apt...), "depends", "--recurse", "--no-recommends", "--no-suggests",
 		"--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances")
 	for _, p := range packages {
@@ -181,28 +190,35 @@ func debianClosure(ctx context.Context, r *runner, apt, packages []string, debAr
 	}
 	out, err := r.run(ctx, "", "apt-cache", args...)
 	if err != nil {
-		return nil, fmt.Errorf("resolve the dependencies of %s: %w", strings.Join(packages, " "), err)
+		return nil, nil, fmt.Errorf("resolve the dependencies of %s: %w", strings.Join(packages, " "), err)
 	}
-	return parseClosure(string(out), debArch), nil
+	names, archAll := parseClosure(string(out), debArch)
+	return names, archAll, nil
 }
 
 // parseClosure reads `apt-cache depends --recurse` output: every package
 // it names on a line of its own, without virtual packages (<name>), each
-// once, sorted.
-func parseClosure(out, debArch string) []string {
-	seen := map[string]bool{}
+// once, sorted; and the names apt never qualified with debArch, which for
+// a foreign architecture are the Architecture: all packages.
+func parseClosure(out, debArch string) ([]string, map[string]bool) {
+	qualified := map[string]bool{}
 	for _, line := range strings.Split(out, "\n") {
 		if line == "" || strings.HasPrefix(line, " ") || strings.HasPrefix(line, "<") {
 			continue
 		}
-		seen[strings.TrimSuffix(strings.TrimSpace(line), ":"+debArch)] = true
+		name, q := strings.CutSuffix(strings.TrimSpace(line), ":"+debArch)
+		qualified[name] = qualified[name] || q
 	}
-	names := make([]string, 0, len(seen))
-	for n := range seen {
+	names := make([]string, 0, len(qualified))
+	archAll := map[string]bool{}
+	for n, q := range qualified {
 		names = append(names, n)
+		if !q {
+			archAll[n] = true
+		}
 	}
 	sort.Strings(names)
-	return names
+	return names, archAll
 }
 
 // unpackDebs unpacks every .deb in debs into root and returns each

@@ -320,8 +320,16 @@ func TestTrimImports(t *testing.T) {
 
 func TestParseClosure(t *testing.T) {
 	out := "iptables\n  Depends: libc6\n  Depends: <libxtables12>\n    libxtables12\nlibc6\n  PreDepends: libgcc-s1\n<debconf-2.0>\nlibgcc-s1:amd64\nlibc6\n"
-	if got := parseClosure(out, "amd64"); !slices.Equal(got, []string{"iptables", "libc6", "libgcc-s1"}) {
+	if got, _ := parseClosure(out, "amd64"); !slices.Equal(got, []string{"iptables", "libc6", "libgcc-s1"}) {
 		t.Errorf("closure %v", got)
+	}
+	// For a foreign architecture apt qualifies the packages built for it
+	// and names the Architecture: all ones bare; `apt-get download
+	// netbase:arm64` finds no candidate.
+	foreign := "iptables:arm64\n  Depends: libc6:arm64\n  Depends: netbase\nlibc6:arm64\nnetbase\n"
+	names, archAll := parseClosure(foreign, "arm64")
+	if !slices.Equal(names, []string{"iptables", "libc6", "netbase"}) || len(archAll) != 1 || !archAll["netbase"] {
+		t.Errorf("closure %v, architecture all %v", names, archAll)
 	}
 }
 
