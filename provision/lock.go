@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
 )
 
@@ -31,11 +32,14 @@ const (
 // stdin to the run log. Closing its stdin releases the lock; so does a lost
 // connection, since the lock dies with the shell that holds it.
 func lockAndProbe(ctx context.Context, s Starter, token, probe, label string) (Process, string, error) {
+	// Holding the lock, the probe may also update kprep's own records
+	// (shell.RecordingVar); a plan's probe only reads them.
 	line := fmt.Sprintf(`mkdir -p %[1]s && chmod 0700 %[1]s && exec 9>>%[2]s || exit 1
 if ! flock -n 9; then echo "%[3]s locked"; exit %[4]d; fi
+%[7]s=1
 %[5]s
 echo "%[3]s probed"
-exec cat >>%[6]s`, StateDir, lockFile, token, lockBusyStatus, probe, runLogFile)
+exec cat >>%[6]s`, StateDir, lockFile, token, lockBusyStatus, probe, runLogFile, shell.RecordingVar)
 	p, err := s.Start(ctx, transport.Command{Line: line, Label: "lock " + lockFile + " and " + label})
 	if err != nil {
 		return nil, "", fmt.Errorf("probe: %w", err)

@@ -35,7 +35,7 @@ func (ContainerdStep) AppliesTo(_ *inventory.Host, c *inventory.Cluster) bool {
 func (ContainerdStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	return strings.Join([]string{
 		shell.File("config", containerdConfigPath),
-		shell.Value("version", "containerd --version"),
+		shell.BinaryVersions("version_", "containerd"),
 		containerdDefaultProbe,
 	}, "\n")
 }
@@ -63,7 +63,7 @@ func (ContainerdStep) Diff(in provision.Input) ([]provision.Planned[[]byte], err
 	if err != nil {
 		return nil, err
 	}
-	if st.Values["version"] == "" {
+	if st.Values["version_containerd"] == "" {
 		// Only in a plan on a host without Docker CE yet: in apply, the
 		// packages step has installed containerd before this diff runs.
 		return []provision.Planned[[]byte]{{Key: "config",
@@ -83,7 +83,7 @@ func (ContainerdStep) Diff(in provision.Input) ([]provision.Planned[[]byte], err
 			return nil, fmt.Errorf("`containerd config default` printed a config kprep cannot read (%v)", err)
 		}
 	}
-	want, reasons, err := wantContainerdConfig(cur, exists, defaults, containerdMajor(st.Values["version"]),
+	want, reasons, err := wantContainerdConfig(cur, exists, defaults, containerdMajor(st.Values["version_containerd"]),
 		criSettings{Sandbox: sandboxImage(in.Cluster), RestrictOOMScoreAdj: in.Cluster.Kubernetes.Containerd.RestrictOOMScoreAdj})
 	if err != nil {
 		return nil, err

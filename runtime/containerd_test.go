@@ -20,7 +20,7 @@ func containerdState(config, version, defaults string) string {
 	if config != "" {
 		s = fileRecord("config", config)
 	}
-	s += "version=" + version + "\n"
+	s += "version_containerd=" + version + "\n"
 	if defaults != "" {
 		s += fileRecord("default", defaults)
 	}
@@ -123,7 +123,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.z
 func TestContainerdEdgeCases(t *testing.T) {
 	c := labCluster()
 	// A plan on a host without containerd yet.
-	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, "file config -\nversion=\n"))
+	changes := mustDiff(t, ContainerdStep{}, input(c, rocky9, "file config -\nversion_containerd=\n"))
 	if len(changes) != 1 || changes[0].Data != nil || !strings.Contains(changes[0].Summary, "not installed yet") {
 		t.Errorf("not installed: %+v", changes)
 	}

@@ -47,7 +47,7 @@ func Parse(out string) (Facts, error) {
 	f.DockerVersion = versionWord(kv["version_dockerd"], 2)
 	f.CRIDockerdVersion = versionWord(kv["version_cri-dockerd"], 1)
 	f.PageSize, _ = strconv.Atoi(kv["pagesize"])
-	f.CPUs, _ = strconv.Atoi(kv["cpus"])
+	f.CPUs = onlineCPUs(kv["cpus_online"])
 	if kb, err := strconv.Atoi(kv["memkb"]); err == nil {
 		f.MemoryMiB = kb / 1024
 	}
@@ -195,4 +195,25 @@ func packageManager(family Family, present []string) string {
 		}
 	}
 	return ""
+}
+
+// onlineCPUs counts the CPUs in a kernel CPU list such as "0-3,6,8-9"
+// (/sys/devices/system/cpu/online); 0 when it cannot be read.
+func onlineCPUs(list string) int {
+	n := 0
+	for r := range strings.SplitSeq(list, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(r), "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return 0
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return 0
+			}
+		}
+		n += b - a + 1
+	}
+	return n
 }

@@ -105,3 +105,11 @@ func readTestdata(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+func TestOnlineCPUs(t *testing.T) {
+	for list, want := range map[string]int{"0": 1, "0-1": 2, "0-3,6,8-9": 7, "": 0, "x": 0, "3-1": 0} {
+		if got := onlineCPUs(list); got != want {
+			t.Errorf("onlineCPUs(%q) = %d, want %d", list, got, want)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package facts
 
+import "github.com/kprep/kprep/provision/shell"
+
 // Script is the probe snippet that prints the facts as key=value lines. It
 // runs inside the engine's one probe script, so it must be POSIX sh, quick,
 // and change nothing. /etc/os-release is read in a subshell so its variables
 // cannot leak into other snippets.
-const Script = `(
+var Script = `(
   . /etc/os-release 2>/dev/null
   echo "os_id=${ID:-}"
   echo "os_version=${VERSION_ID:-}"
@@ -12,39 +14,52 @@ const Script = `(
   echo "os_like=${ID_LIKE:-}"
   echo "os_codename=${VERSION_CODENAME:-${UBUNTU_CODENAME:-}}"
 )
-if [ -r /etc/redhat-release ]; then echo "redhat_release=$(head -n1 /etc/redhat-release)"; fi
-echo "arch=$(uname -m)"
-echo "kernel=$(uname -r)"
-echo "cgroupfs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
-echo "init=$(cat /proc/1/comm 2>/dev/null)"
+if [ -r /etc/redhat-release ] && read -r l < /etc/redhat-release; then echo "redhat_release=$l"; fi
+u=$(uname -rm)
+echo "arch=${u##* }"
+echo "kernel=${u% *}"
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then echo cgroupfs=cgroup2fs
+elif [ -d /sys/fs/cgroup ]; then echo cgroupfs=tmpfs; else echo cgroupfs=; fi
+l=; [ -r /proc/1/comm ] && read -r l < /proc/1/comm; echo "init=$l"
 pkgs=
 for p in dnf yum apt-get; do
   if command -v "$p" >/dev/null 2>&1; then pkgs="$pkgs $p"; fi
 done
 echo "pkg=$pkgs"
-echo "hostname=$(cat /proc/sys/kernel/hostname 2>/dev/null)"
+l=; [ -r /proc/sys/kernel/hostname ] && read -r l < /proc/sys/kernel/hostname; echo "hostname=$l"
 echo "pagesize=$(getconf PAGESIZE 2>/dev/null)"
-echo "cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null)"
-echo "memkb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
-echo "user=${SUDO_USER:-$(id -un)}"
+l=; [ -r /sys/devices/system/cpu/online ] && read -r l < /sys/devices/system/cpu/online; echo "cpus_online=$l"
+l=; [ -r /proc/meminfo ] && read -r l < /proc/meminfo; set -- $l; echo "memkb=${2:-}"
+echo "user=${SUDO_USER:-${USER:-$(id -un)}}"
 echo "sudo=${SUDO_USER:+yes}"
 # What the kube phase's preflight needs. A kernel module counts as there when
 # loaded or built in (/sys/module), listed in modules.builtin, or loadable
-# (modprobe -n only looks: it loads nothing).
+# (modprobe -n only looks: it loads nothing). Most hosts answer from
+# /sys/module alone, without a process.
 missing=
 for m in ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh; do
-  if [ -d "/sys/module/$m" ] || grep -qs "/$m.ko" "/lib/modules/$(uname -r)/modules.builtin" ||
-    modprobe -n -q "$m" 2>/dev/null; then :; else missing="$missing $m"; fi
+  [ -d "/sys/module/$m" ] || missing="$missing $m"
 done
+if [ -n "$missing" ]; then
+  builtin=$(grep -oE "/($(echo $missing | tr ' ' '|'))\.ko" "/lib/modules/${u% *}/modules.builtin" 2>/dev/null)
+  left=
+  for m in $missing; do
+    case "$builtin" in *"/$m.ko"*) continue ;; esac
+    modprobe -n -q "$m" 2>/dev/null || left="$left $m"
+  done
+  missing=$left
+fi
 echo "ipvs_missing=$missing"
 for c in conntrack socat; do
   if command -v "$c" >/dev/null 2>&1; then echo "$c=yes"; else echo "$c=no"; fi
 done
-echo "swaps=$(awk 'NR > 1' /proc/swaps 2>/dev/null | wc -l)"
+n=0
+if [ -r /proc/swaps ]; then while read -r l; do n=$((n + 1)); done < /proc/swaps; fi
+echo "swaps=$((n > 0 ? n - 1 : 0))"
 # The installed runtimes' versions; cri-dockerd prints its to stderr.
-for c in containerd dockerd cri-dockerd; do
-  v=
-  if command -v "$c" >/dev/null 2>&1; then v=$("$c" --version 2>&1 | head -n1); fi
-  echo "version_$c=$v"
-done
-`
+` + versionsSnippet
+
+// versionsSnippet prints version_containerd, version_dockerd and
+// version_cri-dockerd, asking each program only when kprep's record does
+// not vouch for the installed file.
+var versionsSnippet = shell.BinaryVersions("version_", "containerd", "dockerd", "cri-dockerd")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kprep/kprep/hostprep"
 	"github.com/kprep/kprep/provision"
+	"github.com/kprep/kprep/provision/facts"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/runtime"
 	"github.com/kprep/kprep/test/lab/lab"
@@ -33,6 +34,19 @@ type probeCost struct {
 
 // benchSteps are the steps the bench times, in run order.
 func benchSteps() []provision.Step { return append(hostprep.Steps(), runtime.Steps()...) }
+
+// namedProbe is one snippet of a host's probe script.
+type namedProbe struct{ name, snippet string }
+
+// benchProbes are the snippets of a converged host's probe: the facts,
+// which every run reads, then each step's.
+func benchProbes(h *inventory.Host, c *inventory.Cluster) []namedProbe {
+	out := []namedProbe{{"facts", facts.Script}}
+	for _, s := range benchSteps() {
+		out = append(out, namedProbe{s.Name(), s.Probe(h, c)})
+	}
+	return out
+}
 
 // probedHosts is how many of the lab's first hosts (one per personality)
 // the probe cost is measured on.
@@ -55,8 +69,8 @@ func dumpProbes(l *lab.Lab, dir string) error {
 		if err := os.MkdirAll(filepath.Join(dir, h.Name), 0o755); err != nil {
 			return err
 		}
-		for _, s := range benchSteps() {
-			if err := os.WriteFile(snippetFile(dir, h.Name, s.Name()), []byte(s.Probe(h, c)), 0o644); err != nil {
+		for _, p := range benchProbes(h, c) {
+			if err := os.WriteFile(snippetFile(dir, h.Name, p.name), []byte(p.snippet), 0o644); err != nil {
 				return err
 			}
 		}
@@ -98,10 +112,10 @@ func probeCosts(ctx context.Context, l *lab.Lab, cfg config) ([]probeCost, error
 		if err != nil {
 			return nil, err
 		}
-		for _, s := range benchSteps() {
-			snippet := s.Probe(&c.Hosts[i], c)
+		for _, p := range benchProbes(&c.Hosts[i], c) {
+			snippet := p.snippet
 			if cfg.probeDir != "" {
-				b, err := os.ReadFile(snippetFile(cfg.probeDir, h.Name, s.Name()))
+				b, err := os.ReadFile(snippetFile(cfg.probeDir, h.Name, p.name))
 				if err != nil {
 					return nil, err
 				}
@@ -109,9 +123,9 @@ func probeCosts(ctx context.Context, l *lab.Lab, cfg config) ([]probeCost, error
 			}
 			ms, err := m.cost(ctx, snippet)
 			if err != nil {
-				return nil, fmt.Errorf("%s on %s: %w", s.Name(), h.Name, err)
+				return nil, fmt.Errorf("%s on %s: %w", p.name, h.Name, err)
 			}
-			out = append(out, probeCost{Host: h.Name, OS: h.OS, Step: s.Name(), CPUms: ms - base})
+			out = append(out, probeCost{Host: h.Name, OS: h.OS, Step: p.name, CPUms: ms - base})
 		}
 	}
 	return out, nil
@@ -266,7 +280,7 @@ func printProbeCosts(w io.Writer, costs []probeCost) {
 		}
 		fmt.Fprintln(tw, line)
 	}
-	line := "all steps\t"
+	line := "the whole probe\t"
 	for _, t := range total {
 		line += fmt.Sprintf("%.1f\t", t)
 	}
