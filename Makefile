@@ -67,8 +67,9 @@ bench-lab: build ## round trips and time of a plan on converged lab hosts (a run
 BENCH_N    ?= 3 50
 BENCH_RUNS ?= 5
 BENCH_JSON ?= /tmp/kprep-bench-scale.json
+BENCH_PHASES ?= hostprep,runtime
 bench-scale: build ## kprep against the parallel ssh floor and an Ansible playbook on N converged lab hosts, probe cost per step (root; BENCH_N="3 50 200")
-	$(GO) run ./test/bench -n "$(BENCH_N)" -runs $(BENCH_RUNS) -json $(BENCH_JSON) -kprep $(BIN)
+	$(GO) run ./test/bench -n "$(BENCH_N)" -runs $(BENCH_RUNS) -phases $(BENCH_PHASES) -json $(BENCH_JSON) -kprep $(BIN)
 
 lab-up: ## bring up the lab's hosts and print their inventory (root; KPREP_LAB_ID=N picks the lab instance, default 0)
 	$(LAB) up

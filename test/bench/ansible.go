@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,12 +26,13 @@ const playbook = "test/bench/seed.yml"
 // Ansible up for speed: pipelining, ControlPersist, forks = kprep's
 // concurrency, the Python interpreter named (no discovery round trip).
 type ansible struct {
-	dir  string // inventory, config, variables and control sockets
-	play string
-	env  []string
+	dir    string // inventory, config, variables and control sockets
+	play   string
+	phases string // the playbook's tags to run: kprep's phases
+	env    []string
 }
 
-func newAnsible(ctx context.Context, l *lab.Lab, forks int, sudoPassword string) (*ansible, error) {
+func newAnsible(ctx context.Context, l *lab.Lab, forks int, sudoPassword, phases string) (*ansible, error) {
 	if _, err := exec.LookPath("ansible-playbook"); err != nil {
 		return nil, fmt.Errorf("no ansible-playbook: apt-get install ansible-core (%v)", err)
 	}
@@ -45,8 +47,8 @@ func newAnsible(ctx context.Context, l *lab.Lab, forks int, sudoPassword string)
 	if err != nil {
 		return nil, err
 	}
-	a := &ansible{dir: dir, play: play}
-	vars, err := seedVars(ctx, l, dir)
+	a := &ansible{dir: dir, play: play, phases: phases}
+	vars, err := seedVars(ctx, l, dir, phases)
 	if err != nil {
 		a.close()
 		return nil, err
@@ -66,8 +68,8 @@ stdout_callback = default
 [ssh_connection]
 pipelining = True
 control_path_dir = %s
-ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=accept-new -o LogLevel=ERROR
-`, forks, filepath.Join(dir, "hosts"), filepath.Join(dir, "cp"), l.KnownHostsFile())
+ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=accept-new -o LogLevel=ERROR -o KexAlgorithms=%s
+`, forks, filepath.Join(dir, "hosts"), filepath.Join(dir, "cp"), l.KnownHostsFile(), sameKex)
 	vars["ansible_become_password"] = sudoPassword
 	varsJSON, err := json.Marshal(vars)
 	if err != nil {
@@ -87,7 +89,7 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=%s 
 // seedVars are the playbook's variables: the sysctl file and daemon.json
 // as kprep wrote them on the first host (the same on every host), copied
 // into dir, so that both tools hold the hosts to the same state.
-func seedVars(ctx context.Context, l *lab.Lab, dir string) (map[string]any, error) {
+func seedVars(ctx context.Context, l *lab.Lab, dir, phases string) (map[string]any, error) {
 	first := l.Hosts()[0].Name
 	read := func(path string) (string, error) {
 		out, _, err := l.Exec(ctx, first, "cat", path)
@@ -100,9 +102,13 @@ func seedVars(ctx context.Context, l *lab.Lab, dir string) (map[string]any, erro
 	if err != nil {
 		return nil, err
 	}
-	daemonJSON, err := read("/etc/docker/daemon.json")
-	if err != nil {
-		return nil, err
+	// Without the runtime phase there is no daemon.json, and the
+	// playbook's runtime tasks do not run.
+	daemonJSON := "{}"
+	if slices.Contains(strings.Split(phases, ","), "runtime") {
+		if daemonJSON, err = read("/etc/docker/daemon.json"); err != nil {
+			return nil, err
+		}
 	}
 	var keys []string
 	for _, line := range strings.Split(sysctlConf, "\n") {
@@ -132,7 +138,7 @@ var recapChanged = regexp.MustCompile(`(?m)^\S+\s+:\s+ok=\d+\s+changed=(\d+)`)
 // converged is an error (it would not be checking what kprep checks).
 // It returns its CPU time, with its workers' and ssh clients'.
 func (a *ansible) run(ctx context.Context) (float64, error) {
-	cmd := exec.CommandContext(ctx, "ansible-playbook", a.play, "-e", "@"+filepath.Join(a.dir, "vars.json"))
+	cmd := exec.CommandContext(ctx, "ansible-playbook", a.play, "--tags", a.phases, "-e", "@"+filepath.Join(a.dir, "vars.json"))
 	cmd.Env = a.env
 	// Ansible's workers and ssh masters may outlive a cancelled run and
 	// hold its output pipe: do not wait for them for ever.

@@ -52,6 +52,7 @@ type config struct {
 	concurrency int
 	probeRuns   int
 	probeDir    string
+	phases      string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -71,6 +72,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.jsonPath, "json", filepath.Join(os.TempDir(), "kprep-bench-scale.json"), "where the results go as JSON")
 	fs.BoolVar(&c.keep, "keep", false, "leave the last lab up")
 	fs.IntVar(&c.concurrency, "concurrency", 20, "hosts at once, for kprep, the ssh floor and Ansible's forks alike (kprep's default)")
+	fs.StringVar(&c.phases, "phases", defaultPhases, "kprep's phases to converge and time, comma-separated (hostprep alone spares the package installs at 200 hosts); the playbook runs its tasks of the same tags")
 	fs.IntVar(&c.probeRuns, "probe-runs", 20, "runs of each step's probe when its host CPU time is measured")
 	fs.StringVar(&c.probeDir, "probe-dir", "", "probes: run the STEP.sh snippets in this folder (written by -dump) instead of this tree's")
 	dump := fs.String("dump", "", "probes: write each step's snippet for the first host to this folder and stop")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -113,6 +114,9 @@ func probeCosts(ctx context.Context, l *lab.Lab, cfg config) ([]probeCost, error
 			return nil, err
 		}
 		for _, p := range benchProbes(&c.Hosts[i], c) {
+			if phase, _, isStep := strings.Cut(p.name, "/"); isStep && cfg.phases != "" && !slices.Contains(strings.Split(cfg.phases, ","), phase) {
+				continue
+			}
 			snippet := p.snippet
 			if cfg.probeDir != "" {
 				b, err := os.ReadFile(snippetFile(cfg.probeDir, h.Name, p.name))
