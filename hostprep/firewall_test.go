@@ -1,12 +1,16 @@
 package hostprep
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/steptest"
 )
 
@@ -136,6 +140,74 @@ func TestProbesAreValidShell(t *testing.T) {
 		c.Hostprep.Firewall = mode
 		for _, s := range Steps() {
 			runSnippet(t, "sh -n <<'EOF'\n"+s.Probe(&c.Hosts[0], c)+"\nEOF")
+		}
+	}
+}
+
+// The open-ports probe reads ports and protocols from one --list-all per
+// view (runtime, permanent) instead of four firewall-cmd runs; run under
+// sh with a stand-in firewall-cmd that prints firewalld 0.6's layout and
+// counts its calls. A firewalld that is not running gives empty runtime
+// lists and falls back to firewall-offline-cmd for the permanent ones.
+func TestFirewallProbeListsAllOnce(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	listAll := `public (active)
+  target: default
+  icmp-block-inversion: no
+  interfaces: eth0
+  sources: 
+  services: dhcpv6-client ssh
+  ports: 6443/tcp 10250/tcp
+  protocols: vrrp
+  masquerade: no
+  forward-ports: 
+  source-ports: 9999/udp
+  icmp-blocks: 
+  rich rules: 
+`
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\necho "+name+" >> "+calls+"\n"+body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := labCluster()
+	c.Hostprep.Firewall = "open-ports"
+	probe := FirewallStep{}.Probe(&c.Hosts[0], c)
+	run := func() map[string]string {
+		t.Helper()
+		os.Remove(calls)
+		cmd := exec.Command("sh", "-c", probe)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":/usr/bin:/bin")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		st, err := shell.Parse(string(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Values
+	}
+
+	write("firewall-cmd", "case \"$*\" in '--list-all'|'--permanent --list-all') cat <<'EOF'\n"+listAll+"EOF\n;; *) exit 2 ;; esac\n")
+	v := run()
+	for k, want := range map[string]string{"ports_runtime": "6443/tcp 10250/tcp", "protocols_runtime": "vrrp", "ports_permanent": "6443/tcp 10250/tcp", "protocols_permanent": "vrrp"} {
+		if v[k] != want {
+			t.Errorf("%s=%q, want %q", k, v[k], want)
+		}
+	}
+	if b, _ := os.ReadFile(calls); strings.Count(string(b), "firewall-cmd") != 2 {
+		t.Errorf("firewall-cmd ran %d times, want 2 (one --list-all each)", strings.Count(string(b), "firewall-cmd"))
+	}
+
+	write("firewall-cmd", "echo 'FirewallD is not running' >&2; exit 252\n")
+	write("firewall-offline-cmd", "[ \"$*\" = --list-all ] || exit 2\nprintf 'public\\n  ports: 8472/udp\\n  protocols: \\n'\n")
+	v = run()
+	for k, want := range map[string]string{"ports_runtime": "", "protocols_runtime": "", "ports_permanent": "8472/udp", "protocols_permanent": ""} {
+		if got, ok := v[k]; !ok || got != want {
+			t.Errorf("firewalld stopped: %s=%q (present %v), want %q", k, got, ok, want)
 		}
 	}
 }
