@@ -46,9 +46,6 @@ const (
 	proxyConfigMark = "(kube/apiserver-proxy)"
 	// proxyName names the static pod (its mirror pod gets "-<node>").
 	proxyName = "kprep-apiserver-proxy"
-	// proxyWait bounds the wait for the proxy to run the configuration
-	// and answer: the kubelet pulls its image first.
-	proxyWait = 5 * time.Minute
 )
 
 // Name implements provision.Step.
@@ -156,6 +153,7 @@ func (APIServerProxyStep) Diff(in provision.Input) ([]provision.Planned[proxyWor
 	}
 	running := strings.Fields(st.Values["proxy_running"])
 	wantHash := sha256Hex(config)
+	proxyWait := c.Kubernetes.ReadyTimeout
 	switch {
 	case len(changes) > 0:
 		// Writing a file is followed by the wait below anyway.
@@ -216,6 +214,11 @@ func (APIServerProxyStep) Apply(ctx context.Context, t provision.Target, in prov
 func waitForProxy(ctx context.Context, t provision.Target, c *inventory.Cluster, want string) error {
 	// One line, the wanted hash: the old pod is gone too.
 	ready := fmt.Sprintf(`[ "$( { %s; } 2>/dev/null)" = %s ] && %s >/dev/null 2>&1`, proxyRunning(), want, proxyReadyz(c))
+	// The kubelet pulls the proxy's image and starts its pod: the same
+	// kind of wait as a node's readiness, on the same budget
+	// (kubernetes.readyTimeout). A slow link or a slow host, such as the
+	// lab's emulated aarch64 VM, needs more than a fast one.
+	proxyWait := c.Kubernetes.ReadyTimeout
 	polls := int(proxyWait / (2 * time.Second))
 	line := fmt.Sprintf(`i=0; until %s; do i=$((i+1)); [ $i -ge %d ] && exit 1; sleep 2; done`, ready, polls)
 	if _, err := t.Run(ctx, transport.Command{Line: line, Label: "wait for the API server proxy to run its configuration and answer on " + proxyURL(c),

@@ -190,8 +190,10 @@ type Kubernetes struct {
 	// JoinTokenTTL is how long a bootstrap token kprep makes for a join
 	// lives (at most 15m; kprep deletes it once the join is done).
 	JoinTokenTTL time.Duration `yaml:"joinTokenTTL"`
-	// ReadyTimeout is how long apply waits for every node to be Ready
-	// once the CNI is installed before it reports why they are not.
+	// ReadyTimeout is how long apply waits for the pods a host's kubelet
+	// must pull and start: every node Ready once the CNI is installed,
+	// CoreDNS, and in local mode a worker's API server proxy. Then it
+	// reports why they are not.
 	ReadyTimeout time.Duration `yaml:"readyTimeout"`
 	// Flannel configures the flannel CNI (cni: flannel).
 	Flannel Flannel `yaml:"flannel"`

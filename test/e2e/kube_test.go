@@ -265,6 +265,13 @@ func requireOnlyOn(t *testing.T, rep kprepReport, host string) {
 // that the cluster DNS resolves kubernetes.default and the Service.
 func checkPodNetwork(t *testing.T, l *lab.Lab, cp, a, b string) {
 	t.Helper()
+	checkPodNetworkWithin(t, l, cp, a, b, "3m")
+}
+
+// checkPodNetworkWithin is checkPodNetwork with the pods given up to wait
+// (a kubectl duration) to start: minutes each on an emulated host.
+func checkPodNetworkWithin(t *testing.T, l *lab.Lab, cp, a, b, wait string) {
+	t.Helper()
 	image := l.RegistryAddr() + "/lab/hello:1" // busybox: sh, httpd, wget, nslookup
 	manifest := fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -288,7 +295,7 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 `, a, b, image)
 	hostShInput(t, l, cp, []byte(manifest), "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -")
-	kubectlOn(t, l, cp, "wait --for=condition=Ready pod/web pod/client --timeout=3m")
+	kubectlOn(t, l, cp, "wait --for=condition=Ready pod/web pod/client --timeout="+wait)
 	podIP := kubectlOn(t, l, cp, "get pod web -o jsonpath={.status.podIP}")
 	svcIP := kubectlOn(t, l, cp, "get service web -o jsonpath={.spec.clusterIP}")
 	for _, c := range []struct{ what, url string }{{"pod to pod across nodes", "http://" + podIP + ":8080/"}, {"Service ClusterIP", "http://" + svcIP + "/"}} {

@@ -9,6 +9,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,7 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/crane"
+
+	"github.com/kprep/kprep/kube/cni"
 	"github.com/kprep/kprep/test/lab/lab"
+	"github.com/kprep/kprep/test/lab/mirror"
 )
 
 // kunpengVM is the lab's VM kind the suite runs on.
@@ -63,6 +68,9 @@ func kunpengInventory(t *testing.T, l *lab.Lab, edit func(doc map[string]any)) s
 			map[string]any{"name": vm.Name, "address": vm.Address, "roles": []any{"worker"}},
 		}
 		docker := doc["docker"].(map[string]any)
+		// The lab's mirror serves the Docker CE version its own inventory
+		// pins (26.1.5), not the Kunpeng inventory's 26.1.4.
+		docker["version"] = readYAML(t, l.InventoryPath())["docker"].(map[string]any)["version"]
 		docker["repo"] = l.MirrorURL() + "/docker-ce"
 		docker["registryMirrors"] = []any{"http://" + l.RegistryAddr()}
 		docker["insecureRegistries"] = []any{l.RegistryAddr()}
@@ -122,13 +130,32 @@ func kprepFacts(t *testing.T, l *lab.Lab, inv string) map[string]map[string]any 
 	return out
 }
 
-// TestKunpengHostprepAndRuntimeOnARealAarch64Kernel: on the aarch64 VM,
-// with the Kunpeng inventory's settings and nothing set for the
-// architecture, kprep's facts say aarch64 and openEuler, hostprep and
-// runtime converge on the VM's own kernel (a real swap device swapped off,
-// real modules loaded) and a rerun changes nothing; an arm64 image runs.
-func TestKunpengHostprepAndRuntimeOnARealAarch64Kernel(t *testing.T) {
+// TestKunpeng runs the suite on one lab (the VM's boot is minutes):
+// hostprep and runtime on the aarch64 kernel, the image check against a
+// registry that lacks arm64, then the VM joining lab1's cluster.
+func TestKunpeng(t *testing.T) {
 	l := bootKunpengLab(t)
+	for _, part := range []struct {
+		name string
+		run  func(*testing.T, *lab.Lab)
+	}{
+		{"HostprepAndRuntimeOnARealAarch64Kernel", kunpengHostprepAndRuntime},
+		{"ImagesWithoutArm64AreNamedBeforeAnyPull", kunpengImagesWithoutArm64},
+		{"JoinsTheX86ControlPlane", kunpengJoinsTheX86ControlPlane},
+	} {
+		if !t.Run(part.name, func(t *testing.T) { part.run(t, l) }) {
+			// Each part starts from where the one before left the hosts.
+			t.Fatalf("%s failed; the later parts need its hosts", part.name)
+		}
+	}
+}
+
+// kunpengHostprepAndRuntime: on the aarch64 VM, with the Kunpeng
+// inventory's settings and nothing set for the architecture, kprep's facts
+// say aarch64 and openEuler, hostprep and runtime converge on the VM's own
+// kernel (a real swap device swapped off, real modules loaded) and a rerun
+// changes nothing; an arm64 image runs.
+func kunpengHostprepAndRuntime(t *testing.T, l *lab.Lab) {
 	lab1, vm := kunpengHosts(t, l)
 	inv := kunpengInventory(t, l, nil)
 
@@ -212,4 +239,115 @@ func TestKunpengHostprepAndRuntimeOnARealAarch64Kernel(t *testing.T) {
 	if arch := hostSh(t, l, vm.Name, "docker image inspect --format '{{.Architecture}}' "+ref); arch != "arm64" {
 		t.Errorf("the image docker ran on %s is %s, want arm64", vm.Name, arch)
 	}
+}
+
+// kunpengKubeInventory is the Kunpeng inventory for the kube phase in the
+// lab: its kubernetes settings, with flannel (the lab's CNI images) in
+// place of Calico and the lab's settings for hosts that share the
+// machine's kernel and disk (lab1 is an nspawn host; see test/lab's
+// README), taken from the lab's own inventory. flannelRegistry "" is the
+// lab registry.
+func kunpengKubeInventory(t *testing.T, l *lab.Lab, flannelRegistry string) string {
+	t.Helper()
+	labKube := readYAML(t, l.InventoryPath())["kubernetes"].(map[string]any)
+	if flannelRegistry == "" {
+		flannelRegistry = l.RegistryAddr()
+	}
+	return kunpengInventory(t, l, func(doc map[string]any) {
+		kube := doc["kubernetes"].(map[string]any)
+		for _, k := range []string{"containerd", "kubeProxy", "kubelet"} {
+			if v, ok := labKube[k]; ok {
+				kube[k] = v
+			}
+		}
+		kube["cni"] = "flannel"
+		kube["flannel"] = map[string]any{"imageRegistry": flannelRegistry}
+		// Under emulation the VM's kubelet takes minutes to unpack and
+		// start each image (the API server proxy took over 5 in a run).
+		kube["readyTimeout"] = "40m"
+	})
+}
+
+// kunpengImagesWithoutArm64: flannel's image taken from a path of the lab
+// registry where its index holds linux/amd64 only. A plan of the kube
+// phase names that image and the aarch64 host, and only that host; the VM
+// fetched manifests only, no layer, and holds no image.
+func kunpengImagesWithoutArm64(t *testing.T, l *lab.Lab) {
+	lab1, vm := kunpengHosts(t, l)
+	reg := l.RegistryAddr()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	amdOnly := reg + "/amd64only/flannel-io/flannel:" + cni.FlannelVersion
+	if _, err := mirror.PushPauseFor(ctx, mirror.Options{CacheDir: lab.CacheDirFromEnv()}, amdOnly, "amd64"); err != nil {
+		t.Fatal(err)
+	}
+	plugin := "/flannel-io/flannel-cni-plugin:" + cni.FlannelCNIPluginVersion
+	if err := crane.Copy(reg+plugin, reg+"/amd64only"+plugin, crane.Insecure, crane.WithContext(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	inv := kunpengKubeInventory(t, l, reg+"/amd64only")
+	before := len(registryGets(t, l, vm))
+
+	start := time.Now()
+	plan := runKprep(t, l, 1, "plan", "-i", inv, "--phase", "kube")
+	t.Logf("plan of the kube phase: %s", time.Since(start).Round(time.Millisecond))
+	s := plan.step(t, vm.Name, "kube/images")
+	for _, want := range []string{
+		vm.Name + " (aarch64, linux/arm64) cannot pull 1 of the images it needs",
+		"- " + amdOnly + " (flannel (CNI)): its index has no linux/arm64 image, only linux/amd64",
+	} {
+		if s.Status != "failed" || !strings.Contains(s.Error, want) {
+			t.Errorf("%s kube/images: %s %q, want it failed with %q", vm.Name, s.Status, s.Error, want)
+		}
+	}
+	if strings.Count(s.Error, "\n- ") != 1 {
+		t.Errorf("more than the amd64-only image named:\n%s", s.Error)
+	}
+	if s := plan.step(t, lab1.Name, "kube/images"); s.Status == "failed" {
+		t.Errorf("%s (x86_64) kube/images failed: %s", lab1.Name, s.Error)
+	}
+	for _, g := range registryGets(t, l, vm)[before:] {
+		if strings.Contains(g, "/blobs/") {
+			t.Errorf("%s fetched a blob: %s", vm.Name, g)
+		}
+	}
+	if out := hostSh(t, l, vm.Name, "ctr -n k8s.io images ls -q"); out != "" {
+		t.Errorf("%s: containerd holds images after a plan: %s", vm.Name, out)
+	}
+}
+
+// kunpengJoinsTheX86ControlPlane: the whole inventory applied, lab1
+// (x86_64) the control plane and the VM a worker: the VM joins, becomes
+// Ready as an arm64 node, a pod pinned to it runs the arm64 image and is
+// reached from a pod on lab1 across nodes and through a Service; a rerun
+// changes nothing.
+func kunpengJoinsTheX86ControlPlane(t *testing.T, l *lab.Lab) {
+	lab1, vm := kunpengHosts(t, l)
+	inv := kunpengKubeInventory(t, l, "")
+
+	start := time.Now()
+	rep := runKprep(t, l, 0, "apply", "-i", inv)
+	t.Logf("apply of the whole inventory (the kube phase: init on lab1, the VM's join): %s", time.Since(start).Round(time.Second))
+	rep.requireNoFailures(t)
+	for _, step := range []string{"kube/packages", "kube/join-worker"} {
+		if s := rep.step(t, vm.Name, step); s.Status != "changed" {
+			t.Errorf("%s %s: %s, want changed", vm.Name, step, s.Status)
+		}
+	}
+	nodesReady(t, l, lab1.Name, lab1.Name, vm.Name)
+	if arch := kubectlOn(t, l, lab1.Name, "get node "+vm.Name+" -o jsonpath={.status.nodeInfo.architecture}"); arch != "arm64" {
+		t.Errorf("node %s architecture %q, want arm64", vm.Name, arch)
+	}
+	if out := hostSh(t, l, vm.Name, "rpm -q --qf '%{ARCH}\n' kubeadm kubelet kubectl | sort -u"); out != "aarch64" {
+		t.Errorf("%s: the kube packages' arch %q, want aarch64", vm.Name, out)
+	}
+	checkPodNetworkWithin(t, l, lab1.Name, vm.Name, lab1.Name, "20m")
+	if out := kubectlOn(t, l, lab1.Name, "exec web -- uname -m"); out != "aarch64" {
+		t.Errorf("the pod pinned to %s runs on %q", vm.Name, out)
+	}
+
+	start = time.Now()
+	again := runKprep(t, l, 0, "apply", "-i", inv)
+	t.Logf("rerun: %s", time.Since(start).Round(time.Second))
+	again.requireAllUnchanged(t)
 }
