@@ -53,6 +53,7 @@ type config struct {
 	probeRuns   int
 	probeDir    string
 	phases      string
+	ansible     bool
 }
 
 func run(ctx context.Context, args []string) error {
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.keep, "keep", false, "leave the last lab up")
 	fs.IntVar(&c.concurrency, "concurrency", 20, "hosts at once, for kprep, the ssh floor and Ansible's forks alike (kprep's default)")
 	fs.StringVar(&c.phases, "phases", defaultPhases, "kprep's phases to converge and time, comma-separated (hostprep alone spares the package installs at 200 hosts); the playbook runs its tasks of the same tags")
+	fs.BoolVar(&c.ansible, "ansible", true, "time the Ansible playbook too (-ansible=false spares its rounds: about 5 minutes each at 50 hosts here)")
 	fs.IntVar(&c.probeRuns, "probe-runs", 20, "runs of each step's probe when its host CPU time is measured")
 	fs.StringVar(&c.probeDir, "probe-dir", "", "probes: run the STEP.sh snippets in this folder (written by -dump) instead of this tree's")
 	dump := fs.String("dump", "", "probes: write each step's snippet for the first host to this folder and stop")
@@ -245,10 +247,21 @@ func printTable(w io.Writer, res results) {
 	fmt.Fprintf(w, "%s, concurrency %d, median of %d runs; wall seconds (client CPU + all hosts' CPU seconds)\n", res.Machine, res.Concurrency, res.Runs)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "hosts\tload\tssh floor\tkprep plan\tkprep apply\tansible\tplan/floor\tapply/floor\tansible/apply wall\tCPU\tkprep RSS MiB\tKiB/host\tfresh apply\tits overhead\t")
-	cell := func(f figures) string { return fmt.Sprintf("%.2f (%.2f+%.2f)", f.Wall, f.ClientCPU, f.HostsCPU) }
+	cell := func(f figures) string {
+		if f.Wall == 0 {
+			return "-" // not measured (-ansible=false)
+		}
+		return fmt.Sprintf("%.2f (%.2f+%.2f)", f.Wall, f.ClientCPU, f.HostsCPU)
+	}
+	ratio := func(x float64) string {
+		if x == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1fx", x)
+	}
 	for _, r := range res.Rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.2fx\t%.2fx\t%.1fx\t%.1fx\t%.1f\t%.0f\t%.0f s\t%.1f%%\t\n", r.Hosts, r.LoadAvg,
-			cell(r.Floor), cell(r.Plan), cell(r.Apply), cell(r.Ansible), r.PlanRatio, r.ApplyRatio, r.AnsibleRatio, r.AnsibleCPURatio,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.2fx\t%.2fx\t%s\t%s\t%.1f\t%.0f\t%.0f s\t%.1f%%\t\n", r.Hosts, r.LoadAvg,
+			cell(r.Floor), cell(r.Plan), cell(r.Apply), cell(r.Ansible), r.PlanRatio, r.ApplyRatio, ratio(r.AnsibleRatio), ratio(r.AnsibleCPURatio),
 			r.RSSMiB, r.RSSPerHost, r.Fresh.Wall, 100*r.Fresh.Overhead)
 	}
 	_ = tw.Flush()

@@ -63,17 +63,19 @@ func measureScale(ctx context.Context, c config, n int, keep bool) (*row, error)
 		return r, fmt.Errorf("the apply after the first changed %s: the hosts do not converge", strings.Join(moved, ", "))
 	}
 
-	play, err := newAnsible(ctx, l, c.concurrency, password, c.phases)
-	if err != nil {
-		return r, err
+	var play *ansible
+	if c.ansible {
+		if play, err = newAnsible(ctx, l, c.concurrency, password, c.phases); err != nil {
+			return r, err
+		}
+		defer play.close()
+		// One warm-up run (ControlPersist masters, page cache), and the
+		// proof that the playbook finds nothing to do either.
+		if _, err := play.run(ctx); err != nil {
+			return r, err
+		}
 	}
-	defer play.close()
 	floor := sshFloor{lab: l, concurrency: c.concurrency}
-	// One warm-up run of each (ControlPersist masters, page cache), and
-	// the proof that the playbook finds nothing to do either.
-	if _, err := play.run(ctx); err != nil {
-		return r, err
-	}
 	if _, err := floor.run(ctx); err != nil {
 		return r, err
 	}
@@ -114,13 +116,18 @@ func measureScale(ctx context.Context, c config, n int, keep bool) (*row, error)
 		}
 	}
 	s := &r.Samples
+	type tool struct {
+		name string
+		into *[]figures
+		run  func() (float64, error)
+	}
+	tools := []tool{{"ssh floor", &s.Floor, func() (float64, error) { return floor.run(ctx) }}, {"kprep plan", &s.Plan, kprep("plan")},
+		{"kprep apply", &s.Apply, kprep("apply")}}
+	if play != nil {
+		tools = append(tools, tool{"ansible", &s.Ansible, func() (float64, error) { return play.run(ctx) }})
+	}
 	for i := 0; i < c.runs; i++ {
-		for _, t := range []struct {
-			name string
-			into *[]figures
-			run  func() (float64, error)
-		}{{"ssh floor", &s.Floor, func() (float64, error) { return floor.run(ctx) }}, {"kprep plan", &s.Plan, kprep("plan")},
-			{"kprep apply", &s.Apply, kprep("apply")}, {"ansible", &s.Ansible, func() (float64, error) { return play.run(ctx) }}} {
+		for _, t := range tools {
 			if err := timed(t.into, t.run); err != nil {
 				return r, err
 			}
@@ -131,6 +138,9 @@ func measureScale(ctx context.Context, c config, n int, keep bool) (*row, error)
 	r.Floor, r.Plan, r.Apply, r.Ansible = medians(s.Floor), medians(s.Plan), medians(s.Apply), medians(s.Ansible)
 	r.PlanRatio, r.ApplyRatio, r.AnsibleRatio = r.Plan.Wall/r.Floor.Wall, r.Apply.Wall/r.Floor.Wall, r.Ansible.Wall/r.Apply.Wall
 	r.AnsibleCPURatio = (r.Ansible.ClientCPU + r.Ansible.HostsCPU) / (r.Apply.ClientCPU + r.Apply.HostsCPU)
+	if play == nil {
+		r.AnsibleRatio, r.AnsibleCPURatio = 0, 0
+	}
 	peak := slices.Max(rss)
 	r.RSSMiB = float64(peak) / 1024
 	r.RSSPerHost = float64(peak) / float64(n)
