@@ -159,7 +159,12 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 				return err
 			}
 			if h.VM {
-				log.printf("%s booted to SSH in %s", h.Name, time.Since(start).Round(time.Second))
+				// A VM's swap is real and the Kunpeng suite swaps it off:
+				// a VM up without it would make that proof empty.
+				if out, _, err := l.Exec(gctx, h.Name, "swapon", "--show=NAME", "--noheadings"); err != nil || len(strings.TrimSpace(string(out))) == 0 {
+					return fmt.Errorf("host %s booted without its swap volume on (swapon: %q, %v); see %s", h.Name, out, err, pathsOf(o.StateDir, h.Name).Console)
+				}
+				log.printf("%s booted to SSH in %s, its swap on", h.Name, time.Since(start).Round(time.Second))
 			}
 			log.printf("%s (%s, %s) is up (%d/%d)", h.Name, h.OS, h.Address, upCount.Add(1), len(hosts))
 			return nil

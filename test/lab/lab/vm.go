@@ -57,7 +57,10 @@ var vmSpecs = map[string]*vmSpec{
 // own is an LVM volume), swap on the LVM volume openeuler/swap that
 // lab-vm-swap.service makes on /dev/vdb at first boot, a commented-out
 // swap line and a line that names "swap" only in a path, for kprep's
-// fstab editing.
+// fstab editing. The swap line waits up to 15 minutes for its device (90 s
+// by default): under emulation on a busy machine, making the volume at
+// first boot took longer, systemd gave up on the device, and the VM came
+// up "running" with its swap off.
 const openeuler22VMFstab = `
 #
 # /etc/fstab
@@ -70,7 +73,7 @@ const openeuler22VMFstab = `
 # units generated from this file.
 #
 /dev/vda                   /                       ext4    defaults        1 1
-/dev/mapper/openeuler-swap none                    swap    defaults        0 0
+/dev/mapper/openeuler-swap none                    swap    defaults,x-systemd.device-timeout=15min 0 0
 #/dev/mapper/openeuler-swap2 none                  swap    defaults        0 0
 tmpfs                      /srv/swapfiles          tmpfs   defaults        0 0
 `

@@ -2,25 +2,45 @@ package mirror
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
 
 // payloadProgram returns a program of a cached Debian payload ("trixie",
-// "/usr/bin/containerd").
+// "/usr/bin/containerd") built for this machine: the cache also holds the
+// arm64 payloads once a lab with an aarch64 VM host has been up.
 func payloadProgram(t *testing.T, set, path string) string {
 	t.Helper()
 	matches, _ := filepath.Glob(filepath.Join(labCacheDir(), "debian", set+"-*", "root", path))
-	if len(matches) != 1 {
-		t.Fatalf("want one %s in the %s payload, found %v", path, set, matches)
+	var native []string
+	for _, m := range matches {
+		if f, err := elf.Open(m); err == nil {
+			if f.Machine == nativeMachine() {
+				native = append(native, m)
+			}
+			f.Close()
+		}
 	}
-	return matches[0]
+	if len(native) != 1 {
+		t.Fatalf("want one %s for %s in the %s payload, found %v among %v", path, runtime.GOARCH, set, native, matches)
+	}
+	return native[0]
+}
+
+// nativeMachine is this machine's ELF machine.
+func nativeMachine() elf.Machine {
+	if runtime.GOARCH == "arm64" {
+		return elf.EM_AARCH64
+	}
+	return elf.EM_X86_64
 }
 
 // startContainerd runs a containerd that containerd.io carries (the
