@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -100,6 +101,16 @@ var nspawnBase = []string{
 	"--link-journal=no", "--timezone=off",
 }
 
+// imageMachineName names runInImage's container after its folder. Without
+// a name nspawn takes the folder's base name, "root" for every host, and
+// containers set up side by side shared /run/systemd/nspawn/propagate/root:
+// one removed it while another mounted it ("Failed to mount
+// .../propagate/root"), seen when 24 of 200 hosts were set up at once.
+func imageMachineName(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return fmt.Sprintf("kprep-image-%x", sum[:8])
+}
+
 // runInImage runs a shell script inside the root file system dir, in a
 // throw-away container (its own /proc and /dev, nothing mounted on the
 // machine). withNetwork shares the machine's network (for apt); otherwise
@@ -111,7 +122,7 @@ func runInImage(ctx context.Context, dir string, withNetwork bool, stdin []byte,
 	} else {
 		argv = append(argv, "--private-network", "--resolv-conf=off")
 	}
-	argv = append(argv, "--pipe", "-D", dir, "--", "/bin/sh", "-ec", script)
+	argv = append(argv, "--machine="+imageMachineName(dir), "--pipe", "-D", dir, "--", "/bin/sh", "-ec", script)
 	out, err := runCmd(ctx, stdin, argv...)
 	if err != nil {
 		return out, fmt.Errorf("in image %s: %w", dir, err)

@@ -228,3 +228,12 @@ func TestInventoryPinsADockerVersionTheMirrorServes(t *testing.T) {
 		}
 	}
 }
+
+// Each root file system's one-shot container has a name of its own: two
+// hosts' "root" folders must not share nspawn's per-machine state.
+func TestImageMachineNamesDiffer(t *testing.T) {
+	a, b := imageMachineName("/var/lib/kprep-lab/hosts/lab1/root"), imageMachineName("/var/lib/kprep-lab/hosts/lab2/root")
+	if a == b || len(a) > 64 || !strings.HasPrefix(a, "kprep-image-") {
+		t.Errorf("machine names %q and %q", a, b)
+	}
+}
