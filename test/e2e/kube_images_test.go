@@ -60,6 +60,24 @@ func registryGets(t *testing.T, l *lab.Lab, h lab.Host) []string {
 	}
 }
 
+// pushSinglePlatformFlannel pushes, under the lab registry's path prefix, a
+// flannel image whose index holds arch only, beside a copy of the real CNI
+// plugin image, and returns the flannel reference: a registry where one
+// image the kube phase needs lacks a host's platform.
+func pushSinglePlatformFlannel(ctx context.Context, t *testing.T, l *lab.Lab, prefix, arch string) string {
+	t.Helper()
+	reg := l.RegistryAddr()
+	ref := reg + prefix + "/flannel-io/flannel:" + cni.FlannelVersion
+	if _, err := mirror.PushPauseFor(ctx, mirror.Options{CacheDir: lab.CacheDirFromEnv()}, ref, arch); err != nil {
+		t.Fatal(err)
+	}
+	plugin := "/flannel-io/flannel-cni-plugin:" + cni.FlannelCNIPluginVersion
+	if err := crane.Copy(reg+plugin, reg+prefix+plugin, crane.Insecure, crane.WithContext(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
 // TestKubeImagesPlatformCheck points flannel's image registry at a path of
 // the lab registry where flannel's image is an arm64-only index (the lab's
 // hosts are x86_64), then plans and applies the kube phase on one host.
@@ -69,14 +87,7 @@ func TestKubeImagesPlatformCheck(t *testing.T) {
 	reg := l.RegistryAddr()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	armOnly := reg + "/arm64only/flannel-io/flannel:" + cni.FlannelVersion
-	if _, err := mirror.PushPauseFor(ctx, mirror.Options{CacheDir: lab.CacheDirFromEnv()}, armOnly, "arm64"); err != nil {
-		t.Fatal(err)
-	}
-	plugin := "/flannel-io/flannel-cni-plugin:" + cni.FlannelCNIPluginVersion
-	if err := crane.Copy(reg+plugin, reg+"/arm64only"+plugin, crane.Insecure, crane.WithContext(ctx)); err != nil {
-		t.Fatal(err)
-	}
+	armOnly := pushSinglePlatformFlannel(ctx, t, l, "/arm64only", "arm64")
 	flannelFrom := func(registry string) string {
 		return kubeInventory(t, l, []string{h.Name}, []string{h.Name}, func(doc map[string]any) {
 			doc["kubernetes"].(map[string]any)["flannel"] = map[string]any{"imageRegistry": registry}
@@ -153,7 +164,7 @@ func TestKubeImagesPlatformCheck(t *testing.T) {
 	s := runKprep(t, l, 1, "plan", "-i", flannelFrom(dead), "--phase", "kube").step(t, h.Name, "kube/images")
 	if s.Status != "failed" || !strings.Contains(s.Error, "cannot pull 2 of the images") ||
 		!strings.Contains(s.Error, "- "+dead+"/flannel-io/flannel:"+cni.FlannelVersion+" (flannel (CNI)): https://"+dead+" did not answer: curl: (7) Failed to connect") ||
-		!strings.Contains(s.Error, "- "+dead+plugin+" (flannel (CNI)): https://"+dead+" did not answer (see above)") {
+		!strings.Contains(s.Error, "- "+dead+"/flannel-io/flannel-cni-plugin:"+cni.FlannelCNIPluginVersion+" (flannel (CNI)): https://"+dead+" did not answer (see above)") {
 		t.Errorf("unreachable registry: %s %q", s.Status, s.Error)
 	}
 

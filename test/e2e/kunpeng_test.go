@@ -20,11 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/crane"
-
-	"github.com/kprep/kprep/kube/cni"
 	"github.com/kprep/kprep/test/lab/lab"
-	"github.com/kprep/kprep/test/lab/mirror"
 )
 
 // kunpengVM is the lab's VM kind the suite runs on.
@@ -277,14 +273,7 @@ func kunpengImagesWithoutArm64(t *testing.T, l *lab.Lab) {
 	reg := l.RegistryAddr()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	amdOnly := reg + "/amd64only/flannel-io/flannel:" + cni.FlannelVersion
-	if _, err := mirror.PushPauseFor(ctx, mirror.Options{CacheDir: lab.CacheDirFromEnv()}, amdOnly, "amd64"); err != nil {
-		t.Fatal(err)
-	}
-	plugin := "/flannel-io/flannel-cni-plugin:" + cni.FlannelCNIPluginVersion
-	if err := crane.Copy(reg+plugin, reg+"/amd64only"+plugin, crane.Insecure, crane.WithContext(ctx)); err != nil {
-		t.Fatal(err)
-	}
+	amdOnly := pushSinglePlatformFlannel(ctx, t, l, "/amd64only", "amd64")
 	inv := kunpengKubeInventory(t, l, reg+"/amd64only")
 	before := len(registryGets(t, l, vm))
 
