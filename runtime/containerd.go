@@ -46,12 +46,14 @@ func (ContainerdStep) Probe(*inventory.Host, *inventory.Cluster) string {
 // containerd older than 2. The default is a fresh Go process of about
 // 150 ms of host CPU, which a converged host (version 2, or 3 under
 // containerd 2) is spared on every probe. awk reads the top-level keys
-// only: they come before the first table header.
+// only: they come before the first table header. containerd's version is
+// $kprep_ver, which shell.BinaryVersions left just before (from the
+// record, without running containerd again).
 const containerdDefaultProbe = `if command -v containerd >/dev/null; then
 kprep_cv=$(awk '/^[[:space:]]*\[/ { exit } /^[[:space:]]*version[[:space:]]*=/ { sub(/^[^=]*=[[:space:]]*/, ""); sub(/[[:space:]#].*$/, ""); print; exit }' ` + containerdConfigPath + ` 2>/dev/null)
 case $kprep_cv in
 2) ;;
-3) case $(containerd --version 2>/dev/null) in *' v'[2-9].*|*' '[2-9].*) ;; *) kprep_cv=need ;; esac ;;
+3) case $kprep_ver in *' v'[2-9].*|*' '[2-9].*) ;; *) kprep_cv=need ;; esac ;;
 *) kprep_cv=need ;;
 esac
 if [ "$kprep_cv" = need ]; then printf 'file default %s\n' "$(containerd config default 2>/dev/null | base64 -w0)"; fi

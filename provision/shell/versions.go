@@ -23,6 +23,7 @@ const RecordingVar = "kprep_recording"
 // a fresh process of 30-40 ms of host CPU, more than the rest of a
 // converged host's facts together. The snippet asks them only when the
 // record does not vouch for the file in PATH; one stat covers them all.
+// It leaves the last program's line in $kprep_ver for the snippet after.
 func BinaryVersions(prefix string, programs ...string) string {
 	return binaryVersions(VersionRecord, prefix, programs...)
 }
