@@ -46,35 +46,50 @@ for kprep_l in $kprep_fw; do case $kprep_l in ActiveState=*) echo "firewalld_act
 	if c.Hostprep.Firewall == "open-ports" {
 		lines = append(lines,
 			shell.File("opened", openedRecord),
-			firewallLists("runtime", "firewall-cmd --list-all"),
-			firewallLists("permanent", "firewall-cmd --permanent --list-all || firewall-offline-cmd --list-all"),
+			// The default zone, the one --list-all and --add-port use
+			// (--set-default-zone writes it here too); read with the
+			// shell's own read, no process.
+			`kprep_zone=public
+if [ -r /etc/firewalld/firewalld.conf ]; then while IFS='=' read -r kprep_k kprep_v; do [ "$kprep_k" = DefaultZone ] && [ -n "$kprep_v" ] && kprep_zone=$kprep_v; done </etc/firewalld/firewalld.conf; fi`,
+			firewallLists("runtime", "firewall-cmd --list-all-zones"),
+			firewallLists("permanent", "firewall-cmd --permanent --list-all-zones || firewall-offline-cmd --list-all-zones"),
 			`if command -v ufw >/dev/null; then ufw status | sed -n 's/^\([0-9:]*\/[a-z]*\) .*ALLOW.*/ufw_allow \1/p'; fi`,
 		)
 	}
 	return strings.Join(lines, "\n")
 }
 
-// firewallLists prints ports_WHEN and protocols_WHEN from one
-// `--list-all` of the default zone (the zone --list-ports reads): each
-// firewall-cmd is a Python program's start, about 0.1-0.2 s of a host's
-// CPU (20 s on the lab's emulated aarch64 VM), and --list-all answers
-// for ports and protocols at once. The "ports:" line is matched whole,
-// not "source-ports:".
+// firewallLists prints ports_WHEN and protocols_WHEN of the default zone
+// ($kprep_zone) and sources_WHEN of the trusted zone from one
+// `--list-all-zones`: each firewall-cmd is a Python program's start,
+// about 0.1-0.2 s of a host's CPU (20 s on the lab's emulated aarch64
+// VM), and one listing answers for both zones. A zone's block starts with
+// its name at the line's start ("public (default, active)"); its fields
+// are indented. The "ports:" line is matched whole, not "source-ports:".
 func firewallLists(when, listAll string) string {
-	return fmt.Sprintf(`kprep_ports=; kprep_protocols=
+	return fmt.Sprintf(`kprep_ports=; kprep_protocols=; kprep_sources=; kprep_in=
 kprep_all=$( { %[2]s ; } 2>/dev/null )
 while IFS= read -r kprep_l; do
-  kprep_l=${kprep_l#"${kprep_l%%%%[![:space:]]*}"}
   case $kprep_l in
-    ports:*) kprep_ports=${kprep_l#ports:} ;;
-    protocols:*) kprep_protocols=${kprep_l#protocols:} ;;
+    [![:space:]]*) kprep_in=${kprep_l%%%% *}; continue ;;
   esac
+  kprep_l=${kprep_l#"${kprep_l%%%%[![:space:]]*}"}
+  if [ "$kprep_in" = "$kprep_zone" ]; then
+    case $kprep_l in
+      ports:*) kprep_ports=${kprep_l#ports:} ;;
+      protocols:*) kprep_protocols=${kprep_l#protocols:} ;;
+    esac
+  fi
+  if [ "$kprep_in" = trusted ]; then
+    case $kprep_l in sources:*) kprep_sources=${kprep_l#sources:} ;; esac
+  fi
 done <<KPREP_FW
 $kprep_all
 KPREP_FW
 set -f
 set -- $kprep_ports; echo "ports_%[1]s=$*"
 set -- $kprep_protocols; echo "protocols_%[1]s=$*"
+set -- $kprep_sources; echo "sources_%[1]s=$*"
 set +f`, when, listAll)
 }
 
@@ -124,13 +139,17 @@ type portChange struct {
 	Remove    bool // close these: kprep opened them and they are no longer needed
 	Ports     []string
 	Protocols []string
-	UFW       bool
+	// Sources are the pod network's ranges, bound to the trusted zone.
+	Sources []string
+	UFW     bool
 }
 
-// openedRecord is kprep's record of the ports and protocols it opened
-// itself, so that a later run closes those no longer needed (a role or a
-// CNI dropped) and never one the user opened. One item per line:
-// "firewalld port 6443/tcp", "firewalld protocol ipip", "ufw port 8472/udp".
+// openedRecord is kprep's record of the ports, protocols and trusted
+// sources it opened itself, so that a later run closes those no longer
+// needed (a role or a CNI dropped, the pod network moved) and never one
+// the user opened. One item per line: "firewalld port 6443/tcp",
+// "firewalld protocol ipip", "firewalld source 10.244.0.0/16",
+// "ufw port 8472/udp".
 const openedRecord = provision.StateDir + "/firewall-opened"
 
 // openedItems reads the record into a set of items.
@@ -154,16 +173,32 @@ func encodeOpened(items map[string]bool) string {
 	return b
 }
 
+// firewalldKinds are what open-ports manages in firewalld, as the record
+// and the probe's keys name them ("port" is recorded as "firewalld port
+// 6443/tcp" and probed as ports_runtime), and where each lives in a
+// portChange.
+var firewalldKinds = []struct {
+	kind  string
+	field func(*portChange) *[]string
+	want  func(firewallRules) []string
+}{
+	{"port", func(p *portChange) *[]string { return &p.Ports }, func(r firewallRules) []string { return r.Ports }},
+	{"protocol", func(p *portChange) *[]string { return &p.Protocols }, func(r firewallRules) []string { return r.Protocols }},
+	{"source", func(p *portChange) *[]string { return &p.Sources }, func(r firewallRules) []string { return r.Sources }},
+}
+
 func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, active, enabled, ufwActive bool) []provision.Planned[firewallWork] {
-	rules := rulesFor(h, c.Kubernetes.CNI)
+	rules := rulesFor(h, c.Kubernetes.CNI, c.Kubernetes.PodSubnet)
 	recorded := openedItems(st)
 	// What kprep will own after this run: what it opened before and still
 	// needs, and what it opens now.
 	owned := map[string]bool{}
 	for item := range recorded {
 		f := strings.Fields(item)
-		if (f[1] == "port" && slices.Contains(rules.Ports, f[2])) || (f[1] == "protocol" && slices.Contains(rules.Protocols, f[2])) {
-			owned[item] = true
+		for _, k := range firewalldKinds {
+			if f[1] == k.kind && slices.Contains(k.want(rules), f[2]) {
+				owned[item] = true
+			}
 		}
 	}
 	stale := func(tool, kind string, have []string) []string {
@@ -176,37 +211,48 @@ func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, ac
 		return out
 	}
 	var changes []provision.Planned[firewallWork]
-	firewalld := func(key, where, portsKey, protosKey string, pc portChange) {
-		openPorts, openProtos := strings.Fields(st.Values[portsKey]), strings.Fields(st.Values[protosKey])
-		add := pc
-		add.Ports = missingItems(rules.Ports, openPorts)
-		add.Protocols = missingItems(rules.Protocols, openProtos)
-		if len(add.Ports)+len(add.Protocols) > 0 {
-			for _, p := range add.Ports {
-				owned["firewalld port "+p] = true
-			}
-			for _, p := range add.Protocols {
-				owned["firewalld protocol "+p] = true
-			}
-			changes = append(changes, provision.Planned[firewallWork]{Key: key,
-				Summary: fmt.Sprintf("firewalld does not let in %s", where+strings.Join(append(add.Ports, add.Protocols...), " ")),
-				Action:  "firewall-cmd --add-port/--add-protocol (no --reload: it would flush Docker's chains)", Data: firewallWork{Ports: &add}})
-		}
-		remove := pc
+	firewalld := func(view, where string, pc portChange) {
+		add, remove := pc, pc
 		remove.Remove = true
-		remove.Ports = stale("firewalld", "port", openPorts)
-		remove.Protocols = stale("firewalld", "protocol", openProtos)
-		if len(remove.Ports)+len(remove.Protocols) > 0 {
-			changes = append(changes, provision.Planned[firewallWork]{Key: key,
-				Summary: fmt.Sprintf("firewalld lets in %s, which kprep opened and the host no longer needs", where+strings.Join(append(remove.Ports, remove.Protocols...), " ")),
-				Action:  "firewall-cmd --remove-port/--remove-protocol", Data: firewallWork{Ports: &remove}})
+		for _, k := range firewalldKinds {
+			have := strings.Fields(st.Values[k.kind+"s_"+view])
+			missing := missingItems(k.want(rules), have)
+			for _, x := range missing {
+				owned["firewalld "+k.kind+" "+x] = true
+			}
+			*k.field(&add) = missing
+			*k.field(&remove) = stale("firewalld", k.kind, have)
+		}
+		if opened := append(add.Ports, add.Protocols...); len(opened) > 0 {
+			a := add
+			a.Sources = nil
+			changes = append(changes, provision.Planned[firewallWork]{Key: view,
+				Summary: "firewalld does not let in " + where + ": " + strings.Join(opened, " "),
+				Action:  "firewall-cmd --add-port/--add-protocol (no --reload: it would flush Docker's chains)", Data: firewallWork{Ports: &a}})
+		}
+		if len(add.Sources) > 0 {
+			changes = append(changes, provision.Planned[firewallWork]{Key: view,
+				Summary: "firewalld does not trust the pod network " + where + ": " + strings.Join(add.Sources, " ") + " (forwarded pod traffic is rejected)",
+				Action:  "firewall-cmd --zone=trusted --add-source", Data: firewallWork{Ports: &portChange{Permanent: add.Permanent, Offline: add.Offline, Sources: add.Sources}}})
+		}
+		if closed := append(remove.Ports, remove.Protocols...); len(closed) > 0 {
+			r := remove
+			r.Sources = nil
+			changes = append(changes, provision.Planned[firewallWork]{Key: view,
+				Summary: "firewalld lets in " + where + ": " + strings.Join(closed, " ") + ", which kprep opened and the host no longer needs",
+				Action:  "firewall-cmd --remove-port/--remove-protocol", Data: firewallWork{Ports: &r}})
+		}
+		if len(remove.Sources) > 0 {
+			changes = append(changes, provision.Planned[firewallWork]{Key: view,
+				Summary: "firewalld trusts " + strings.Join(remove.Sources, " ") + " " + where + ", a pod network kprep trusted and the cluster no longer uses",
+				Action:  "firewall-cmd --zone=trusted --remove-source", Data: firewallWork{Ports: &portChange{Permanent: remove.Permanent, Offline: remove.Offline, Remove: true, Sources: remove.Sources}}})
 		}
 	}
 	if active {
-		firewalld("runtime", "now: ", "ports_runtime", "protocols_runtime", portChange{})
+		firewalld("runtime", "now", portChange{})
 	}
 	if active || enabled {
-		firewalld("permanent", "at boot: ", "ports_permanent", "protocols_permanent", portChange{Permanent: true, Offline: !active})
+		firewalld("permanent", "at boot", portChange{Permanent: true, Offline: !active})
 	}
 	if ufwActive {
 		var allowed []string
@@ -287,8 +333,9 @@ func (FirewallStep) Apply(ctx context.Context, t provision.Target, in provision.
 }
 
 // firewallCmds builds the firewall-cmd calls that add (or remove) every
-// port and protocol: one for the ports, one for the protocols, because
-// firewall-cmd refuses --add-protocol beside --add-port in one call.
+// port, protocol and trusted source: one call for each kind, because
+// firewall-cmd refuses --add-protocol beside --add-port in one call, and
+// the sources go to another zone.
 func firewallCmds(pc portChange) []string {
 	base := []string{"firewall-cmd"}
 	if pc.Offline {
@@ -298,9 +345,9 @@ func firewallCmds(pc portChange) []string {
 	}
 	var lines []string
 	for _, group := range []struct {
-		flag  string
-		items []string
-	}{{"--add-port=", pc.Ports}, {"--add-protocol=", pc.Protocols}} {
+		zone, flag string
+		items      []string
+	}{{"", "--add-port=", pc.Ports}, {"", "--add-protocol=", pc.Protocols}, {"--zone=trusted", "--add-source=", pc.Sources}} {
 		if pc.Remove {
 			group.flag = strings.Replace(group.flag, "--add-", "--remove-", 1)
 		}
@@ -308,6 +355,9 @@ func firewallCmds(pc portChange) []string {
 			continue
 		}
 		args := append([]string(nil), base...)
+		if group.zone != "" {
+			args = append(args, group.zone)
+		}
 		for _, item := range group.items {
 			args = append(args, group.flag+item)
 		}

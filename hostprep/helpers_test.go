@@ -19,7 +19,7 @@ func labCluster() *inventory.Cluster {
 			{Name: "w2", Address: "w2.example.com", Roles: []string{"worker"}},
 		},
 		Hostprep:   inventory.Hostprep{Firewall: "disable", SELinux: "permissive", Swap: "off", Hostname: &yes},
-		Kubernetes: inventory.Kubernetes{CNI: "flannel"},
+		Kubernetes: inventory.Kubernetes{CNI: "flannel", PodSubnet: "10.244.0.0/16"},
 	}
 }
 

@@ -2,6 +2,7 @@ package hostprep
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/kprep/kprep/provision/inventory"
 )
@@ -10,12 +11,26 @@ import (
 type firewallRules struct {
 	Ports     []string // "6443/tcp", "30000-32767/tcp"
 	Protocols []string // IP protocols by name: "ipip"
+	// Sources are the pod network's ranges, which firewalld's trusted zone
+	// must hold: pods on one node reach pods on another through the
+	// FORWARD path, which firewalld rejects for any zone but trusted
+	// (CentOS 7's firewalld 0.6 ends FORWARD with a REJECT; 1.x's
+	// nftables table rejects in its own forward chain, whatever the CNI's
+	// iptables rules accept). Binding the ranges as sources, not the CNI's
+	// interfaces, holds for every CNI.
+	Sources []string
 }
 
 // rulesFor returns the ports a host's roles and the cluster's CNI need
-// (Kubernetes "Ports and Protocols"; flannel's and Calico's docs).
-func rulesFor(h *inventory.Host, cni string) firewallRules {
+// (Kubernetes "Ports and Protocols"; flannel's and Calico's docs) and the
+// pod network's ranges (podSubnet, one or two comma-separated CIDRs).
+func rulesFor(h *inventory.Host, cni, podSubnet string) firewallRules {
 	var r firewallRules
+	for _, cidr := range strings.Split(podSubnet, ",") {
+		if cidr = strings.TrimSpace(cidr); cidr != "" {
+			r.Sources = append(r.Sources, cidr)
+		}
+	}
 	if h.HasRole(inventory.RoleControlPlane) {
 		r.Ports = append(r.Ports, "6443/tcp", "2379-2380/tcp", "10250/tcp", "10257/tcp", "10259/tcp")
 	}

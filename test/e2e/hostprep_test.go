@@ -334,10 +334,14 @@ func TestHostprepOpenPorts(t *testing.T) {
 		"lab2": {"10250/tcp", "10256/tcp", "179/tcp", "30000-32767/tcp", "4789/udp", "5473/tcp"},
 	}
 	for host, ports := range want {
-		got := hostSh(t, l, host, "systemctl is-active firewalld; firewall-cmd --list-ports; firewall-cmd --permanent --list-ports; firewall-cmd --list-protocols; firewall-cmd --permanent --list-protocols")
+		got := hostSh(t, l, host, "systemctl is-active firewalld; firewall-cmd --list-ports; firewall-cmd --permanent --list-ports; firewall-cmd --list-protocols; firewall-cmd --permanent --list-protocols; firewall-cmd --zone=trusted --list-sources; firewall-cmd --permanent --zone=trusted --list-sources")
 		lines := strings.Split(got, "\n")
-		if len(lines) != 5 || lines[0] != "active" {
+		if len(lines) != 7 || lines[0] != "active" {
 			t.Fatalf("%s: %q", host, got)
+		}
+		// The pod network is trusted: forwarded pod traffic passes.
+		if lines[5] != "10.244.0.0/16" || lines[6] != "10.244.0.0/16" {
+			t.Errorf("%s trusted sources now and at boot: %q, %q, want the pod network 10.244.0.0/16", host, lines[5], lines[6])
 		}
 		for i, where := range []string{"now", "at boot"} {
 			have := strings.Fields(lines[1+i])

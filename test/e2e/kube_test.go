@@ -121,6 +121,15 @@ func TestKubeCluster(t *testing.T) {
 			}
 		}
 		doc["kubernetes"].(map[string]any)["namespaces"] = []any{"apps"}
+		// firewalld stays up on the EL hosts (CentOS 7's 0.6 on iptables,
+		// Rocky 9's 1.x on nftables) with only what Kubernetes needs let in:
+		// the harder of the two firewall settings for pod traffic.
+		hostprep, _ := doc["hostprep"].(map[string]any)
+		if hostprep == nil {
+			hostprep = map[string]any{}
+			doc["hostprep"] = hostprep
+		}
+		hostprep["firewall"] = "open-ports"
 	}
 	inv := kubeInventory(t, l, []string{"lab1", "lab2", "lab3"}, []string{cp}, withNodeSettings)
 
