@@ -41,7 +41,9 @@ func (CRIDockerdStep) AppliesTo(_ *inventory.Host, c *inventory.Cluster) bool {
 // Probe reads the installed cri-dockerd's version and kprep's units.
 func (CRIDockerdStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	return strings.Join([]string{
-		shell.Value("version", criDockerdBinary+" --version 2>&1"),
+		// From kprep's record while the binary is the file it saw: its
+		// --version is a Go program's start, 30-40 ms of host CPU.
+		shell.BinaryVersions("version_", criDockerdBinary),
 		shell.File("service", criDockerService),
 		shell.File("socket", criDockerSocket),
 	}, "\n")
@@ -116,7 +118,7 @@ func (CRIDockerdStep) Diff(in provision.Input) ([]provision.Planned[criDockerdWo
 	want := strings.TrimPrefix(in.Cluster.Kubernetes.CRIDockerd.Version, "v")
 	url := criDockerdURL(in.Cluster, in.Facts.GoArch())
 	var changes []provision.Planned[criDockerdWork]
-	m := criDockerdVersion.FindStringSubmatch(st.Values["version"])
+	m := criDockerdVersion.FindStringSubmatch(st.Values["version_cri-dockerd"])
 	if m == nil || !sameUpstream(m[1], want) {
 		sum, err := criDockerdSum(in.Cluster, in.Facts.GoArch())
 		if err != nil {

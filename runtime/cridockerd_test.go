@@ -16,7 +16,7 @@ import (
 func TestCRIDockerd(t *testing.T) {
 	c := labCluster()
 	c.Kubernetes.CRI = "cri-dockerd"
-	changes := mustDiff(t, CRIDockerdStep{}, input(c, rocky9, "version=sh: 1: /usr/bin/cri-dockerd: not found\nfile service -\nfile socket -\n"))
+	changes := mustDiff(t, CRIDockerdStep{}, input(c, rocky9, "version_cri-dockerd=\nfile service -\nfile socket -\n"))
 	if diff := cmp.Diff([]string{"cri-dockerd is not installed (want 0.3.16)", "cri-docker.service is missing"}, summariesOf(changes)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
@@ -27,7 +27,7 @@ func TestCRIDockerd(t *testing.T) {
 	if !strings.Contains(string(units.Service), "ExecStart=/usr/bin/cri-dockerd --container-runtime-endpoint fd:// --pod-infra-container-image=192.168.77.1:5000/google_containers/pause:3.10.1\n") {
 		t.Errorf("service:\n%s", units.Service)
 	}
-	state := "version=cri-dockerd 0.3.16 (91d0a07)\n" + fileRecord("service", string(units.Service)) + fileRecord("socket", string(units.Socket))
+	state := "version_cri-dockerd=cri-dockerd 0.3.16 (91d0a07)\n" + fileRecord("service", string(units.Service)) + fileRecord("socket", string(units.Socket))
 	if again := mustDiff(t, CRIDockerdStep{}, input(c, rocky9, state)); len(again) != 0 {
 		t.Errorf("converged: %v", summariesOf(again))
 	}
@@ -104,12 +104,12 @@ func TestCRIDockerdUnknownVersionNeedsASum(t *testing.T) {
 	c := labCluster()
 	c.Kubernetes.CRI = "cri-dockerd"
 	c.Kubernetes.CRIDockerd.Version = "0.3.19"
-	_, err := CRIDockerdStep{}.Diff(input(c, rocky9, "version=\nfile service -\nfile socket -\n"))
+	_, err := CRIDockerdStep{}.Diff(input(c, rocky9, "version_cri-dockerd=\nfile service -\nfile socket -\n"))
 	if err == nil || !strings.Contains(err.Error(), "set kubernetes.criDockerd.sha256.amd64") {
 		t.Fatalf("err = %v", err)
 	}
 	c.Kubernetes.CRIDockerd.SHA256 = map[string]string{"amd64": strings.Repeat("a", 64)}
-	changes := mustDiff(t, CRIDockerdStep{}, input(c, rocky9, "version=\nfile service -\nfile socket -\n"))
+	changes := mustDiff(t, CRIDockerdStep{}, input(c, rocky9, "version_cri-dockerd=\nfile service -\nfile socket -\n"))
 	if got := changes[0].Data.Install.SHA256; got != strings.Repeat("a", 64) {
 		t.Errorf("sum = %q, want the inventory's", got)
 	}

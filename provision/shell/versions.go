@@ -18,6 +18,8 @@ const RecordingVar = "kprep_recording"
 
 // BinaryVersions returns a snippet that prints "PREFIX<program>=<first line
 // of `program --version`>" for each program, empty when it is not in PATH.
+// A program given by its absolute path is that file (and printed by its
+// base name).
 //
 // containerd, dockerd and cri-dockerd are Go programs: each --version is
 // a fresh process of 30-40 ms of host CPU, more than the rest of a
@@ -35,6 +37,10 @@ kprep_ifs=$IFS
 set -f
 set --
 for kprep_b in %[1]s; do
+  case $kprep_b in /*)
+    if [ -f "$kprep_b" ] && [ -x "$kprep_b" ]; then set -- "$@" "$kprep_b"; fi
+    continue ;;
+  esac
   IFS=:
   for kprep_d in $PATH; do
     if [ -f "$kprep_d/$kprep_b" ] && [ -x "$kprep_d/$kprep_b" ]; then set -- "$@" "$kprep_d/$kprep_b"; break; fi
@@ -49,7 +55,7 @@ for kprep_b in %[1]s; do
   kprep_key=
   IFS=$kprep_nl
   for kprep_l in $kprep_stat; do
-    case $kprep_l in */"$kprep_b "*) kprep_key=$kprep_l ;; esac
+    case $kprep_l in "$kprep_b "*|*/"$kprep_b "*) kprep_key=$kprep_l ;; esac
   done
   IFS=$kprep_ifs
   kprep_ver=
@@ -67,7 +73,7 @@ for kprep_b in %[1]s; do
       kprep_newpaths="$kprep_newpaths${kprep_key%% *} "
     fi
   fi
-  printf '%%s\n' "%[2]s$kprep_b=$kprep_ver"
+  printf '%%s\n' "%[2]s${kprep_b##*/}=$kprep_ver"
 done
 if [ -n "$kprep_new" ] && [ "${%[4]s:-}" = 1 ]; then
   {

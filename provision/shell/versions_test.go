@@ -83,3 +83,46 @@ func TestBinaryVersionsAskOncePerFile(t *testing.T) {
 		t.Errorf("the record keeps one line per program:\n%s", rec)
 	}
 }
+
+// A program named by its path is that file, wherever PATH points, and
+// shares the record with the same file found through PATH.
+func TestBinaryVersionsByPath(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	record := filepath.Join(dir, "versions")
+	for _, sub := range []string{"usr-bin", "local-bin"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(path, version string) {
+		script := "#!/bin/sh\necho " + path + " >> " + calls + "\necho '" + version + "'\n"
+		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine := filepath.Join(dir, "usr-bin", "cri-dockerd")
+	write(mine, "cri-dockerd 0.3.16 (e1a7bd3)")
+	write(filepath.Join(dir, "local-bin", "cri-dockerd"), "cri-dockerd 0.2.0 (stray)")
+	run := func(snippet string) string {
+		t.Helper()
+		script := "PATH=" + filepath.Join(dir, "local-bin") + ":" + filepath.Join(dir, "usr-bin") + ":/usr/bin:/bin\n" + RecordingVar + "=1\n"
+		out, err := exec.Command("sh", "-c", script+snippet).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if got, want := run(binaryVersions(record, "v_", mine)), "v_cri-dockerd=cri-dockerd 0.3.16 (e1a7bd3)\n"; got != want {
+		t.Errorf("by path: %q, want %q", got, want)
+	}
+	if got, want := run(binaryVersions(record, "v_", "cri-dockerd")), "v_cri-dockerd=cri-dockerd 0.2.0 (stray)\n"; got != want {
+		t.Errorf("through PATH: %q, want %q", got, want)
+	}
+	if got, want := run(binaryVersions(record, "v_", mine, filepath.Join(dir, "missing"))), "v_cri-dockerd=cri-dockerd 0.3.16 (e1a7bd3)\nv_missing=\n"; got != want {
+		t.Errorf("by path again: %q, want %q", got, want)
+	}
+	if b, _ := os.ReadFile(calls); strings.Count(string(b), mine) != 1 {
+		t.Errorf("%s asked %d times, want once (the record vouches after):\n%s", mine, strings.Count(string(b), mine), b)
+	}
+}
