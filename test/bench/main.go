@@ -198,10 +198,14 @@ type fresh struct {
 	// Steps is the longest sum of step times of one host: the package
 	// manager, daemons and files a host spends its apply on.
 	Steps float64 `json:"slowestHostStepsSeconds"`
+	// StepsBound is the least wall time the steps allow at the
+	// concurrency (kprepResult.stepsBound).
+	StepsBound float64 `json:"stepsBoundSeconds"`
 	// CPU is kprep's own user and system time.
 	CPU float64 `json:"kprepCPUSeconds"`
-	// Overhead is the wall time not spent in the slowest host's steps
-	// (connecting, probing, verifying), as a share of the wall time.
+	// Overhead is the wall time the steps do not account for (connecting,
+	// probing, verifying, waiting), past StepsBound, as a share of the
+	// wall time.
 	Overhead float64 `json:"overheadShare"`
 }
 

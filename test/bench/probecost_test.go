@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
@@ -42,5 +43,24 @@ func TestParseCost(t *testing.T) {
 	}
 	if _, err := parseCost("garbage"); err == nil {
 		t.Error("no error for output without a cost")
+	}
+}
+
+// Past the concurrency hosts run in waves: the steps' bound is their
+// total shared by the slots, not the slowest host alone.
+func TestStepsBound(t *testing.T) {
+	var r kprepResult
+	// Four hosts whose steps take 1, 2, 3 and 4 s.
+	report := `{"hosts": [{"steps": [{"durationMs": 1000}]}, {"steps": [{"durationMs": 500}, {"durationMs": 1500}]}, {"steps": [{"durationMs": 3000}]}, {"steps": [{"durationMs": 4000}]}]}`
+	if err := json.Unmarshal([]byte(report), &r.report); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		concurrency int
+		want        float64
+	}{{20, 4}, {4, 4}, {2, 5}, {1, 10}} {
+		if got := r.stepsBound(tt.concurrency); got != tt.want {
+			t.Errorf("concurrency %d: %v, want %v", tt.concurrency, got, tt.want)
+		}
 	}
 }
