@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -105,6 +106,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if _, err := os.Stat(c.kprep); err != nil {
 		return fmt.Errorf("%v (make build first)", err)
+	}
+	// Before any host boots: the Ansible side would otherwise fail only
+	// after the lab's boot and first apply, minutes in.
+	if _, err := exec.LookPath("ansible-playbook"); c.ansible && err != nil {
+		return fmt.Errorf("no ansible-playbook: apt-get install ansible-core, or -ansible=false (BENCH_ANSIBLE=false) (%v)", err)
 	}
 	if abs, err := filepath.Abs(c.kprep); err == nil {
 		c.kprep = abs
