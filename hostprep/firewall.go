@@ -50,7 +50,7 @@ for kprep_l in $kprep_fw; do case $kprep_l in ActiveState=*) echo "firewalld_act
 			// (--set-default-zone writes it here too); read with the
 			// shell's own read, no process.
 			`kprep_zone=public
-if [ -r /etc/firewalld/firewalld.conf ]; then while IFS='=' read -r kprep_k kprep_v; do [ "$kprep_k" = DefaultZone ] && [ -n "$kprep_v" ] && kprep_zone=$kprep_v; done </etc/firewalld/firewalld.conf; fi`,
+if [ -r `+firewalldConf+` ]; then while IFS='=' read -r kprep_k kprep_v; do [ "$kprep_k" = DefaultZone ] && [ -n "$kprep_v" ] && kprep_zone=$kprep_v; done <`+firewalldConf+`; fi`,
 			firewallLists("runtime", "firewall-cmd --list-all-zones"),
 			firewallLists("permanent", "firewall-cmd --permanent --list-all-zones || firewall-offline-cmd --list-all-zones"),
 			`if command -v ufw >/dev/null; then ufw status | sed -n 's/^\([0-9:]*\/[a-z]*\) .*ALLOW.*/ufw_allow \1/p'; fi`,
@@ -58,6 +58,9 @@ if [ -r /etc/firewalld/firewalld.conf ]; then while IFS='=' read -r kprep_k kpre
 	}
 	return strings.Join(lines, "\n")
 }
+
+// firewalldConf holds firewalld's DefaultZone.
+const firewalldConf = "/etc/firewalld/firewalld.conf"
 
 // firewallLists prints ports_WHEN and protocols_WHEN of the default zone
 // ($kprep_zone) and sources_WHEN of the trusted zone from one
@@ -144,6 +147,16 @@ type portChange struct {
 	UFW     bool
 }
 
+func (pc portChange) withoutSources() portChange {
+	pc.Sources = nil
+	return pc
+}
+
+func (pc portChange) sourcesOnly() portChange {
+	pc.Ports, pc.Protocols = nil, nil
+	return pc
+}
+
 // openedRecord is kprep's record of the ports, protocols and trusted
 // sources it opened itself, so that a later run closes those no longer
 // needed (a role or a CNI dropped, the pod network moved) and never one
@@ -188,7 +201,7 @@ var firewalldKinds = []struct {
 }
 
 func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, active, enabled, ufwActive bool) []provision.Planned[firewallWork] {
-	rules := rulesFor(h, c.Kubernetes.CNI, c.Kubernetes.PodSubnet)
+	rules := rulesFor(h, c.Kubernetes.CNI, c.Kubernetes.PodRanges())
 	recorded := openedItems(st)
 	// What kprep will own after this run: what it opened before and still
 	// needs, and what it opens now.
@@ -211,8 +224,8 @@ func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, ac
 		return out
 	}
 	var changes []provision.Planned[firewallWork]
-	firewalld := func(view, where string, pc portChange) {
-		add, remove := pc, pc
+	firewalld := func(view, where string, base portChange) {
+		add, remove := base, base
 		remove.Remove = true
 		for _, k := range firewalldKinds {
 			have := strings.Fields(st.Values[k.kind+"s_"+view])
@@ -223,29 +236,26 @@ func openPortChanges(h *inventory.Host, c *inventory.Cluster, st shell.State, ac
 			*k.field(&add) = missing
 			*k.field(&remove) = stale("firewalld", k.kind, have)
 		}
-		if opened := append(add.Ports, add.Protocols...); len(opened) > 0 {
-			a := add
-			a.Sources = nil
-			changes = append(changes, provision.Planned[firewallWork]{Key: view,
-				Summary: "firewalld does not let in " + where + ": " + strings.Join(opened, " "),
-				Action:  "firewall-cmd --add-port/--add-protocol (no --reload: it would flush Docker's chains)", Data: firewallWork{Ports: &a}})
+		// Ports and protocols go to the default zone, sources to trusted:
+		// separate changes, so the plan says which is which.
+		plan := func(pc portChange, summary, action string) {
+			changes = append(changes, provision.Planned[firewallWork]{Key: view, Summary: summary, Action: action, Data: firewallWork{Ports: &pc}})
+		}
+		if opened := slices.Concat(add.Ports, add.Protocols); len(opened) > 0 {
+			plan(add.withoutSources(), "firewalld does not let in "+where+": "+strings.Join(opened, " "),
+				"firewall-cmd --add-port/--add-protocol (no --reload: it would flush Docker's chains)")
 		}
 		if len(add.Sources) > 0 {
-			changes = append(changes, provision.Planned[firewallWork]{Key: view,
-				Summary: "firewalld does not trust the pod network " + where + ": " + strings.Join(add.Sources, " ") + " (forwarded pod traffic is rejected)",
-				Action:  "firewall-cmd --zone=trusted --add-source", Data: firewallWork{Ports: &portChange{Permanent: add.Permanent, Offline: add.Offline, Sources: add.Sources}}})
+			plan(add.sourcesOnly(), "firewalld does not trust the pod network "+where+": "+strings.Join(add.Sources, " ")+" (forwarded pod traffic is rejected)",
+				"firewall-cmd --zone=trusted --add-source")
 		}
-		if closed := append(remove.Ports, remove.Protocols...); len(closed) > 0 {
-			r := remove
-			r.Sources = nil
-			changes = append(changes, provision.Planned[firewallWork]{Key: view,
-				Summary: "firewalld lets in " + where + ": " + strings.Join(closed, " ") + ", which kprep opened and the host no longer needs",
-				Action:  "firewall-cmd --remove-port/--remove-protocol", Data: firewallWork{Ports: &r}})
+		if closed := slices.Concat(remove.Ports, remove.Protocols); len(closed) > 0 {
+			plan(remove.withoutSources(), "firewalld lets in "+where+": "+strings.Join(closed, " ")+", which kprep opened and the host no longer needs",
+				"firewall-cmd --remove-port/--remove-protocol")
 		}
 		if len(remove.Sources) > 0 {
-			changes = append(changes, provision.Planned[firewallWork]{Key: view,
-				Summary: "firewalld trusts " + strings.Join(remove.Sources, " ") + " " + where + ", a pod network kprep trusted and the cluster no longer uses",
-				Action:  "firewall-cmd --zone=trusted --remove-source", Data: firewallWork{Ports: &portChange{Permanent: remove.Permanent, Offline: remove.Offline, Remove: true, Sources: remove.Sources}}})
+			plan(remove.sourcesOnly(), "firewalld trusts "+strings.Join(remove.Sources, " ")+" "+where+", a pod network kprep trusted and the cluster no longer uses",
+				"firewall-cmd --zone=trusted --remove-source")
 		}
 	}
 	if active {

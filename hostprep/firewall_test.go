@@ -19,13 +19,14 @@ func TestRulesFor(t *testing.T) {
 	both := &inventory.Host{Roles: []string{"control-plane", "worker"}}
 	w := &inventory.Host{Roles: []string{"worker"}}
 	tests := []struct {
-		host      *inventory.Host
-		cni, pods string
-		want      firewallRules
+		host *inventory.Host
+		cni  string
+		pods []string
+		want firewallRules
 	}{
-		{cp, "flannel", "10.244.0.0/16", firewallRules{Ports: []string{"10250/tcp", "10257/tcp", "10259/tcp", "2379-2380/tcp", "6443/tcp", "8472/udp"}, Sources: []string{"10.244.0.0/16"}}},
-		{w, "calico", "192.168.0.0/16", firewallRules{Ports: []string{"10250/tcp", "10256/tcp", "179/tcp", "30000-32767/tcp", "4789/udp", "5473/tcp"}, Protocols: []string{"ipip"}, Sources: []string{"192.168.0.0/16"}}},
-		{both, "none", "10.244.0.0/16, fd00:10:244::/56", firewallRules{Ports: []string{"10250/tcp", "10256/tcp", "10257/tcp", "10259/tcp", "2379-2380/tcp", "30000-32767/tcp", "6443/tcp"}, Sources: []string{"10.244.0.0/16", "fd00:10:244::/56"}}},
+		{cp, "flannel", []string{"10.244.0.0/16"}, firewallRules{Ports: []string{"10250/tcp", "10257/tcp", "10259/tcp", "2379-2380/tcp", "6443/tcp", "8472/udp"}, Sources: []string{"10.244.0.0/16"}}},
+		{w, "calico", []string{"192.168.0.0/16"}, firewallRules{Ports: []string{"10250/tcp", "10256/tcp", "179/tcp", "30000-32767/tcp", "4789/udp", "5473/tcp"}, Protocols: []string{"ipip"}, Sources: []string{"192.168.0.0/16"}}},
+		{both, "none", []string{"10.244.0.0/16", "fd00:10:244::/56"}, firewallRules{Ports: []string{"10250/tcp", "10256/tcp", "10257/tcp", "10259/tcp", "2379-2380/tcp", "30000-32767/tcp", "6443/tcp"}, Sources: []string{"10.244.0.0/16", "fd00:10:244::/56"}}},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, rulesFor(tt.host, tt.cni, tt.pods)); diff != "" {
@@ -258,6 +259,20 @@ trusted (active)
 	if b, _ := os.ReadFile(calls); strings.Count(string(b), "firewall-cmd") != 2 {
 		t.Errorf("firewall-cmd ran %d times, want 2 (one --list-all-zones each)", strings.Count(string(b), "firewall-cmd"))
 	}
+
+	// Another default zone, named in firewalld.conf: its block is read.
+	conf := filepath.Join(dir, "firewalld.conf")
+	if err := os.WriteFile(conf, []byte("# firewalld config\nDefaultZone=dmz\nFirewallBackend=nftables\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe = strings.ReplaceAll(FirewallStep{}.Probe(&c.Hosts[0], c), firewalldConf, conf)
+	v = run()
+	for k, want := range map[string]string{"ports_runtime": "22/tcp", "protocols_runtime": "esp", "sources_runtime": "10.244.0.0/16 192.168.7.0/24"} {
+		if v[k] != want {
+			t.Errorf("default zone dmz: %s=%q, want %q", k, v[k], want)
+		}
+	}
+	probe = FirewallStep{}.Probe(&c.Hosts[0], c)
 
 	write("firewall-cmd", "echo 'FirewallD is not running' >&2; exit 252\n")
 	write("firewall-offline-cmd", "[ \"$*\" = --list-all-zones ] || exit 2\nprintf 'public\\n  ports: 8472/udp\\n  protocols: \\ntrusted\\n  sources: 10.244.0.0/16\\n'\n")

@@ -2,7 +2,6 @@ package hostprep
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/kprep/kprep/provision/inventory"
 )
@@ -23,14 +22,9 @@ type firewallRules struct {
 
 // rulesFor returns the ports a host's roles and the cluster's CNI need
 // (Kubernetes "Ports and Protocols"; flannel's and Calico's docs) and the
-// pod network's ranges (podSubnet, one or two comma-separated CIDRs).
-func rulesFor(h *inventory.Host, cni, podSubnet string) firewallRules {
-	var r firewallRules
-	for _, cidr := range strings.Split(podSubnet, ",") {
-		if cidr = strings.TrimSpace(cidr); cidr != "" {
-			r.Sources = append(r.Sources, cidr)
-		}
-	}
+// pod network's ranges to trust (Kubernetes.PodRanges).
+func rulesFor(h *inventory.Host, cni string, podRanges []string) firewallRules {
+	r := firewallRules{Sources: podRanges}
 	if h.HasRole(inventory.RoleControlPlane) {
 		r.Ports = append(r.Ports, "6443/tcp", "2379-2380/tcp", "10250/tcp", "10257/tcp", "10259/tcp")
 	}

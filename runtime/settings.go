@@ -146,13 +146,8 @@ func noProxy(c *inventory.Cluster) []string {
 		}
 		list = append(list, host)
 	}
-	for _, s := range []string{c.Kubernetes.ServiceSubnet, c.Kubernetes.PodSubnet} {
-		for _, part := range strings.Split(s, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				list = append(list, part)
-			}
-		}
-	}
+	list = append(list, c.Kubernetes.ServiceRanges()...)
+	list = append(list, c.Kubernetes.PodRanges()...)
 	list = append(list, ".svc", ".cluster.local")
 	list = append(list, c.Docker.Proxy.NoProxy...)
 	var out []string

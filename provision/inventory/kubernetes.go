@@ -3,6 +3,7 @@ package inventory
 import (
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/go-version"
 )
@@ -26,6 +27,23 @@ func (k *Kubernetes) Minor() (minor int, ok bool) {
 // LocalMode reports whether kprep's local mode serves the API endpoint:
 // controlPlaneEndpoint is empty.
 func (k *Kubernetes) LocalMode() bool { return k.ControlPlaneEndpoint == "" }
+
+// PodRanges returns podSubnet's ranges: one, or two for dual stack
+// ("10.244.0.0/16,fd00:10:244::/56"), trimmed.
+func (k *Kubernetes) PodRanges() []string { return splitRanges(k.PodSubnet) }
+
+// ServiceRanges returns serviceSubnet's ranges, as PodRanges.
+func (k *Kubernetes) ServiceRanges() []string { return splitRanges(k.ServiceSubnet) }
+
+func splitRanges(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
 
 // APIEndpoint is kubeadm's controlPlaneEndpoint: the load balancer as
 // written (host or host:port) in external mode, name:port in local mode.

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,5 +39,18 @@ func TestEvictionHard(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want %q", err, want)
 		}
+	}
+}
+
+func TestPodAndServiceRanges(t *testing.T) {
+	k := Kubernetes{PodSubnet: "10.244.0.0/16, fd00:10:244::/56", ServiceSubnet: "10.96.0.0/12"}
+	if got := k.PodRanges(); !slices.Equal(got, []string{"10.244.0.0/16", "fd00:10:244::/56"}) {
+		t.Errorf("PodRanges: %q", got)
+	}
+	if got := k.ServiceRanges(); !slices.Equal(got, []string{"10.96.0.0/12"}) {
+		t.Errorf("ServiceRanges: %q", got)
+	}
+	if got := (&Kubernetes{}).PodRanges(); got != nil {
+		t.Errorf("empty podSubnet: %q", got)
 	}
 }

@@ -33,9 +33,6 @@ type ansible struct {
 }
 
 func newAnsible(ctx context.Context, l *lab.Lab, forks int, sudoPassword, phases string) (*ansible, error) {
-	if _, err := exec.LookPath("ansible-playbook"); err != nil {
-		return nil, fmt.Errorf("no ansible-playbook: apt-get install ansible-core (%v)", err)
-	}
 	play, err := filepath.Abs(playbook)
 	if err != nil {
 		return nil, err
