@@ -36,11 +36,11 @@ func (FirewallStep) Name() string { return "hostprep/firewall" }
 // and protocols they let in now and at boot.
 func (FirewallStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 	lines := []string{
-		// One systemctl for the three facts (each systemctl call costs a
-		// few milliseconds of the host's CPU).
-		`kprep_fw=$(systemctl show -p LoadState -p ActiveState -p UnitFileState firewalld.service 2>/dev/null)
-case "$kprep_fw" in *LoadState=loaded*) echo firewalld_unit=0 ;; *) echo firewalld_unit=1 ;; esac
-for kprep_l in $kprep_fw; do case $kprep_l in ActiveState=*) echo "firewalld_active=${kprep_l#*=}" ;; UnitFileState=*) echo "firewalld_enabled=${kprep_l#*=}" ;; esac; done`,
+		// Asked with the other steps' units in one systemctl call.
+		shell.Show("firewalld.service", "LoadState", "ActiveState", "UnitFileState") + `
+if [ "$kprep_LoadState" = loaded ]; then echo firewalld_unit=0; else echo firewalld_unit=1; fi
+echo "firewalld_active=$kprep_ActiveState"
+echo "firewalld_enabled=$kprep_UnitFileState"`,
 		shell.Value("ufw", "command -v ufw >/dev/null && ufw status | head -n1"),
 	}
 	if c.Hostprep.Firewall == "open-ports" {

@@ -22,7 +22,8 @@ func (HostnameStep) Name() string { return "hostprep/hostname" }
 
 // Probe reads the running and the configured hostname and /etc/hosts.
 func (HostnameStep) Probe(*inventory.Host, *inventory.Cluster) string {
-	return shell.Value("running", "cat /proc/sys/kernel/hostname") + "\n" +
+	// The shell's own read: no process.
+	return `kprep_v=; read -r kprep_v </proc/sys/kernel/hostname 2>/dev/null; printf 'running=%s\n' "$kprep_v"` + "\n" +
 		shell.File("hostname", "/etc/hostname") + "\n" +
 		shell.File("hosts", "/etc/hosts")
 }

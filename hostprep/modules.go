@@ -36,9 +36,12 @@ func (ModulesStep) Name() string { return "hostprep/modules" }
 // /proc/filesystems, the bridge sysctls), which also holds for built-in
 // modules, where lsmod shows nothing.
 func (ModulesStep) Probe(*inventory.Host, *inventory.Cluster) string {
-	return shell.File("conf", modulesFile) + "\n" +
-		shell.Status("overlay", "grep -qw overlay /proc/filesystems") + "\n" +
-		shell.Status("br_netfilter", "test -e /proc/sys/net/bridge/bridge-nf-call-iptables")
+	// Read with the shell's builtins, no process.
+	return shell.File("conf", modulesFile) + `
+kprep_o=1
+if [ -r /proc/filesystems ]; then while read -r kprep_a kprep_b; do [ "$kprep_a" != overlay ] && [ "$kprep_b" != overlay ] || kprep_o=0; done </proc/filesystems; fi
+echo "overlay=$kprep_o"
+[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; echo "br_netfilter=$?"`
 }
 
 // modulesConfWith returns conf with the modules it lacks appended; a file

@@ -30,10 +30,12 @@ func (SwapStep) Name() string { return "hostprep/swap" }
 
 // Probe reads /etc/fstab, the active swap areas and the masked swap units.
 func (SwapStep) Probe(*inventory.Host, *inventory.Cluster) string {
+	// Read with the shell's builtins, no process: /proc/swaps after its
+	// heading, and a masked unit is a link that resolves to /dev/null.
 	return shell.File("fstab", "/etc/fstab") + `
-sed 1d /proc/swaps 2>/dev/null | sed 's/^/active /'
+if [ -r /proc/swaps ]; then { read -r kprep_l; while IFS= read -r kprep_l; do echo "active $kprep_l"; done; } </proc/swaps; fi
 for f in /etc/systemd/system/*.swap; do
-  if [ -L "$f" ] && [ "$(readlink "$f")" = /dev/null ]; then echo "masked ${f##*/}"; fi
+  if [ -L "$f" ] && [ "$f" -ef /dev/null ]; then echo "masked ${f##*/}"; fi
 done`
 }
 

@@ -63,25 +63,26 @@ func (SysctlStep) Probe(h *inventory.Host, c *inventory.Cluster) string {
 	want := wantedSysctls(c)
 	var b strings.Builder
 	b.WriteString(shell.File("dropin", sysctlFile) + "\n")
+	keys := slices.Sorted(maps.Keys(want))
 	var patterns []string
-	for _, k := range slices.Sorted(maps.Keys(want)) {
-		// The live value straight from /proc/sys with the shell's own read
-		// (no process per key); sysctl -n where the key is no plain path.
-		path := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-		fmt.Fprintf(&b, "if [ -r %[1]s ] && read -r kprep_v < %[1]s; then :; else kprep_v=$(sysctl -n %[2]s 2>/dev/null || echo '<missing>'); fi; printf 'live %%s %%s\\n' %[2]s \"$kprep_v\"\n",
-			shell.Quote(path), shell.Quote(k))
+	for _, k := range keys {
 		patterns = append(patterns, strings.ReplaceAll(k, ".", "[./]"))
 	}
+	// The live values from one sysctl for every key ("KEY = VALUE"; a key
+	// the kernel does not have is left out). The shell's own read cannot
+	// stand in: dash reads /proc/sys a byte at a time, and the kernel ends
+	// a multi-value key's file after its first byte when read that way.
+	fmt.Fprintf(&b, "sysctl %s 2>/dev/null\n", shell.Join(keys...))
 	var files []string
 	for _, d := range sysctlSearchDirs {
 		files = append(files, d+"/*.conf")
 	}
 	files = append(files, "/etc/sysctl.conf")
 	// One grep over every file, in the order sysctl reads them (-H names
-	// the file even when only one exists), rather than a grep and a sed
-	// per file.
+	// the file even when only one exists): its lines start with the
+	// file's absolute path, which no other line of this probe does.
 	fmt.Fprintf(&b, `set --; for f in %s; do [ -f "$f" ] && set -- "$@" "$f"; done
-[ $# -eq 0 ] || grep -HnE '^[[:space:]]*-?(%s)[[:space:]]*=' "$@" 2>/dev/null | sed 's|^|set |'
+[ $# -eq 0 ] || grep -HnE '^[[:space:]]*-?(%s)[[:space:]]*=' "$@" 2>/dev/null
 true`, strings.Join(files, " "), strings.Join(patterns, "|"))
 	return b.String()
 }
@@ -95,7 +96,8 @@ type sysctlSetting struct {
 }
 
 // parseSysctlState reads the probe: live values and settings in files.
-func parseSysctlState(text string) (dropin string, live map[string]string, sets []sysctlSetting, err error) {
+// A wanted key the kernel does not have is live as "<missing>".
+func parseSysctlState(text string, wanted []string) (dropin string, live map[string]string, sets []sysctlSetting, err error) {
 	st, err := shell.Parse(text)
 	if err != nil {
 		return "", nil, nil, err
@@ -103,17 +105,21 @@ func parseSysctlState(text string) (dropin string, live map[string]string, sets 
 	b, _ := st.File("dropin")
 	live = map[string]string{}
 	for _, line := range st.Lines {
-		if rest, ok := strings.CutPrefix(line, "live "); ok {
-			k, v, _ := strings.Cut(rest, " ")
-			live[k] = normalizeValue(v)
+		if k, v, ok := strings.Cut(line, " = "); ok && !strings.HasPrefix(line, "/") {
+			live[normalizeKey(k)] = normalizeValue(v)
 		}
-		if rest, ok := strings.CutPrefix(line, "set "); ok {
-			// set FILE:LINE:key = value
-			file, rest, _ := strings.Cut(rest, ":")
+		if strings.HasPrefix(line, "/") {
+			// FILE:LINE:key = value
+			file, rest, _ := strings.Cut(line, ":")
 			lineNo, assignment, _ := strings.Cut(rest, ":")
 			k, v, _ := strings.Cut(assignment, "=")
 			sets = append(sets, sysctlSetting{File: file, Line: lineNo,
 				Key: normalizeKey(strings.TrimPrefix(strings.TrimSpace(k), "-")), Value: normalizeValue(v)})
+		}
+	}
+	for _, k := range wanted {
+		if _, ok := live[k]; !ok {
+			live[k] = "<missing>"
 		}
 	}
 	return string(b), live, sets, nil
@@ -197,7 +203,7 @@ func sysctlDropin(want map[string]string) string {
 // at the next boot is worse than a failed run.
 func (SysctlStep) Diff(in provision.Input) ([]provision.Planned[string], error) {
 	want := wantedSysctls(in.Cluster)
-	dropin, live, sets, err := parseSysctlState(in.State)
+	dropin, live, sets, err := parseSysctlState(in.State, slices.Collect(maps.Keys(want)))
 	if err != nil {
 		return nil, err
 	}

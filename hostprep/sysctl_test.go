@@ -18,10 +18,10 @@ func sysctlProbe(dropin string, live map[string]string, sets ...string) string {
 		out = "file dropin " + base64.StdEncoding.EncodeToString([]byte(dropin)) + "\n"
 	}
 	for _, k := range slices.Sorted(maps.Keys(live)) {
-		out += "live " + k + " " + live[k] + "\n"
+		out += k + " = " + live[k] + "\n"
 	}
 	for _, s := range sets {
-		out += "set " + s + "\n"
+		out += s + "\n"
 	}
 	return out
 }
@@ -107,16 +107,17 @@ func TestEffectiveOrder(t *testing.T) {
 	}
 }
 
-// The probe reads live values from /proc/sys itself, with no process per
-// key: on this machine it must read what sysctl -n reads, and find the
-// keys' lines in the machine's own sysctl files as grep does.
+// The probe reads every live value with one sysctl: on this machine it must
+// read what sysctl -n reads key by key (a multi-value key, a key the kernel
+// lacks), and find the keys' lines in the machine's own sysctl files as
+// grep does.
 func TestSysctlProbeReadsWhatSysctlReads(t *testing.T) {
 	if _, err := exec.LookPath("sysctl"); err != nil {
 		t.Skip("no sysctl on this machine")
 	}
 	c := labCluster()
 	c.Hostprep.Sysctl = map[string]string{"net.ipv4.tcp_rmem": "4096 87380 6291456", "net.no.such.key": "1"}
-	_, live, sets, err := parseSysctlState(runSnippet(t, SysctlStep{}.Probe(&c.Hosts[0], c)))
+	_, live, sets, err := parseSysctlState(runSnippet(t, SysctlStep{}.Probe(&c.Hosts[0], c)), slices.Collect(maps.Keys(wantedSysctls(c))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/kprep/kprep/provision/shell"
 )
 
 // probePart is one snippet of the probe script and the name its output is
@@ -37,6 +39,17 @@ func probeScript(token string, parts []probePart) string {
 	b.WriteString("LC_ALL=C; export LC_ALL\n")
 	b.WriteString("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH\n")
 	b.WriteString("exec 3>&1\n")
+	// What the snippets ask of systemd, the package databases and the
+	// file system is asked once for all of them (shell.PlanBatch).
+	snippets := make([]string, len(parts))
+	for i, p := range parts {
+		snippets[i] = p.snippet
+	}
+	batch := shell.PlanBatch(snippets...)
+	b.WriteString(batch.Prelude())
+	if files := batch.FilesSnippet(); files != "" {
+		parts = append([]probePart{{name: batchSection, snippet: files}}, parts...)
+	}
 	for _, p := range parts {
 		fmt.Fprintf(&b, "echo '%s begin %s'\n", token, p.name)
 		fmt.Fprintf(&b, "kprep_err=$( (\n%s\n) </dev/null 2>&1 1>&3 ); kprep_rc=$?\n", strings.TrimRight(p.snippet, "\n"))
@@ -44,6 +57,16 @@ func probeScript(token string, parts []probePart) string {
 		fmt.Fprintf(&b, "[ \"$kprep_rc\" = 0 ] || [ -z \"$kprep_err\" ] || printf '%s stderr %s %%s\\n' \"$(printf '%%s' \"$kprep_err\" | tail -c 4096 | base64 -w0)\"\n", token, p.name)
 	}
 	return b.String()
+}
+
+// ProbeScript is the script a run sends a host to probe the named
+// snippets (the facts' and the steps'), for tools that measure its cost.
+func ProbeScript(names, snippets []string) string {
+	parts := make([]probePart, len(names))
+	for i := range names {
+		parts[i] = probePart{name: names[i], snippet: snippets[i]}
+	}
+	return probeScript(probeToken(), parts)
 }
 
 // probeToken returns a fresh section marker.
@@ -121,7 +144,33 @@ func splitProbe(token, out string) (map[string]sectionOutput, error) {
 	if open {
 		return sections, fmt.Errorf("probe stopped inside %s", current)
 	}
-	return sections, nil
+	return sections, resolveBatch(sections)
+}
+
+// batchSection is the section of the files every snippet reads, read in
+// one go; no step is named so.
+const batchSection = "kprep:batched-files"
+
+// resolveBatch puts the batched files into the sections that referred to
+// them, as if each snippet had read its own.
+func resolveBatch(sections map[string]sectionOutput) error {
+	out, ok := sections[batchSection]
+	if !ok {
+		return nil
+	}
+	delete(sections, batchSection)
+	if err := out.check(); err != nil {
+		return fmt.Errorf("reading files: %w", err)
+	}
+	files, err := shell.ParseBatchedFiles(out.text)
+	if err != nil {
+		return err
+	}
+	for name, sec := range sections {
+		sec.text = files.Resolve(sec.text)
+		sections[name] = sec
+	}
+	return nil
 }
 
 // probeLabel names a probe script in logs and errors by what it reads.

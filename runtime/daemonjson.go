@@ -33,7 +33,10 @@ func (DaemonJSONStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	return strings.Join([]string{
 		shell.File("daemon", daemonJSONPath),
 		// docker.service's ExecStart matters only beside a "hosts" key.
-		`if grep -q '"hosts"' ` + daemonJSONPath + ` 2>/dev/null; then ` +
+		// Looked for with the shell's read, no process.
+		`kprep_h=
+if [ -r ` + daemonJSONPath + ` ]; then while IFS= read -r kprep_l || [ -n "$kprep_l" ]; do case $kprep_l in *'"hosts"'*) kprep_h=1; break ;; esac; done <` + daemonJSONPath + `; fi
+if [ -n "$kprep_h" ]; then ` +
 			shell.Value("execstart", "systemctl cat docker.service 2>/dev/null | grep '^ExecStart=.' | tail -n 1") + `; fi`,
 		// The running dockerd's PID and start, from one systemctl call.
 		readShow("docker.service", "MainPID", "ActiveEnterTimestamp") + `

@@ -17,12 +17,7 @@ type installedPackage struct {
 // rpm ("rpm NAME EPOCH:VERSION-RELEASE") and dpkg ("deb NAME VERSION
 // STATUS"). Both databases are asked: the diff reads the one of the host's
 // family, since a host may carry the other tool too.
-func queryPackagesSnippet(names []string) string {
-	list := shell.Join(names...)
-	return `command -v rpm >/dev/null && rpm -q --qf 'rpm %{NAME} %{EPOCH}:%{VERSION}-%{RELEASE}\n' ` + list + ` 2>/dev/null | grep '^rpm '
-command -v dpkg-query >/dev/null && dpkg-query -W -f='deb ${Package} ${Version} ${db:Status-Abbrev}\n' ` + list + ` 2>/dev/null | grep '^deb '
-true`
-}
+func queryPackagesSnippet(names []string) string { return shell.Packages(names...) }
 
 // parseInstalled reads queryPackagesSnippet's lines for the host's family.
 // rpm prints "(none)" for a package without an epoch; dpkg lists packages

@@ -204,23 +204,7 @@ func execStartArgv(s string) []string {
 	return strings.Fields(argv)
 }
 
-// readShow returns a snippet that reads properties of a unit with one
-// `systemctl show` into shell variables named kprep_PROPERTY (empty when
-// systemd does not say). One systemctl call costs the host a few
-// milliseconds of CPU; a probe used to make three per daemon.
-func readShow(unit string, props ...string) string {
-	var b strings.Builder
-	for _, p := range props {
-		fmt.Fprintf(&b, "kprep_%s=; ", p)
-	}
-	b.WriteString("while IFS= read -r kprep_l; do case $kprep_l in ")
-	for _, p := range props {
-		fmt.Fprintf(&b, "%[1]s=*) kprep_%[1]s=${kprep_l#*=} ;; ", p)
-	}
-	b.WriteString("esac; done <<KPREP_SHOW\n$(systemctl show")
-	for _, p := range props {
-		b.WriteString(" -p " + p)
-	}
-	b.WriteString(" " + shell.Quote(unit) + " 2>/dev/null)\nKPREP_SHOW")
-	return b.String()
-}
+// readShow returns a snippet that reads properties of a unit into shell
+// variables named kprep_PROPERTY (empty when systemctl does not say); the
+// probe script asks systemd once for all its snippets' units.
+func readShow(unit string, props ...string) string { return shell.Show(unit, props...) }

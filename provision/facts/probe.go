@@ -33,19 +33,21 @@ l=; [ -r /proc/meminfo ] && read -r l < /proc/meminfo; set -- $l; echo "memkb=${
 echo "user=${SUDO_USER:-${USER:-$(id -un)}}"
 echo "sudo=${SUDO_USER:+yes}"
 # What the kube phase's preflight needs. A kernel module counts as there when
-# loaded or built in (/sys/module), listed in modules.builtin, or loadable
-# (modprobe -n only looks: it loads nothing). Most hosts answer from
-# /sys/module alone, without a process.
+# loaded or built in (/sys/module), or listed in modules.builtin or, as
+# loadable, in modules.dep (what modprobe reads to find it). Most hosts
+# answer from /sys/module alone; the others with one grep.
 missing=
 for m in ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh; do
   [ -d "/sys/module/$m" ] || missing="$missing $m"
 done
 if [ -n "$missing" ]; then
-  builtin=$(grep -oE "/($(echo $missing | tr ' ' '|'))\.ko" "/lib/modules/${u% *}/modules.builtin" 2>/dev/null)
+  re=
+  for m in $missing; do re="${re:+$re|}$m"; done
+  found=$(grep -ohE "/($re)\.ko" "/lib/modules/${u% *}/modules.builtin" "/lib/modules/${u% *}/modules.dep" 2>/dev/null)
   left=
   for m in $missing; do
-    case "$builtin" in *"/$m.ko"*) continue ;; esac
-    modprobe -n -q "$m" 2>/dev/null || left="$left $m"
+    case "$found" in *"/$m.ko"*) continue ;; esac
+    left="$left $m"
   done
   missing=$left
 fi

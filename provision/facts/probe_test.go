@@ -65,3 +65,39 @@ func TestScriptAgreesWithThePrograms(t *testing.T) {
 		})
 	}
 }
+
+// A module counts as there when loaded, built in, or listed in modules.dep;
+// a module that is only some other's dependency counts too, and ip_vs_rr
+// never stands in for ip_vs.
+func TestScriptFindsIPVSModules(t *testing.T) {
+	kernel, err := exec.Command("uname", "-r").Output()
+	if err != nil {
+		t.Skip(err)
+	}
+	root := t.TempDir()
+	mods := root + "/lib/modules/" + strings.TrimSpace(string(kernel))
+	for _, d := range []string{root + "/sys/module/ip_vs_wrr", mods} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		mods + "/modules.builtin": "kernel/net/netfilter/ipvs/ip_vs_rr.ko\n",
+		mods + "/modules.dep":     "kernel/net/netfilter/ipvs/ip_vs_foo.ko.xz: kernel/net/netfilter/ipvs/ip_vs.ko.xz\n",
+	}
+	for p, c := range files {
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := strings.NewReplacer("/sys/module/", root+"/sys/module/", "/lib/modules/", root+"/lib/modules/").Replace(Script)
+	for _, sh := range []string{"sh", "bash"} {
+		out, err := exec.Command(sh, "-c", script).Output()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", sh, err, out)
+		}
+		if !strings.Contains(string(out), "\nipvs_missing= ip_vs_sh\n") {
+			t.Errorf("%s: want ipvs_missing= ip_vs_sh in\n%s", sh, out)
+		}
+	}
+}

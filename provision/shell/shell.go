@@ -30,7 +30,18 @@ func Join(args ...string) string {
 // File returns a snippet that prints the file at path as one record:
 // "file LABEL <base64>" when it is readable, "file LABEL -" when it does
 // not exist. base64 keeps any content, newlines and all, on one line.
+//
+// In a probe script made with Batch the file is read with all the
+// others in one go (see batch.go); run alone, the snippet reads it itself.
 func File(label, path string) string {
+	direct := fileDirect(label, path)
+	if !batchedFile(label, path) {
+		return direct
+	}
+	return fmt.Sprintf("kprep_file %s %s 2>/dev/null || { %s; }", label, path, direct)
+}
+
+func fileDirect(label, path string) string {
 	p := Quote(path)
 	return fmt.Sprintf(`if [ -e %[2]s ]; then printf 'file %[1]s %%s\n' "$(base64 -w0 < %[2]s)"; else echo 'file %[1]s -'; fi`, label, p)
 }
