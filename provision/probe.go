@@ -21,8 +21,9 @@ type probePart struct {
 
 // probeScript joins snippets into one POSIX sh script whose output is cut
 // into sections by lines that carry a random token, so no file content a
-// snippet prints can be mistaken for a marker. Each snippet runs in its own
-// subshell with stdin from /dev/null: it cannot leak variables into the
+// snippet prints can be mistaken for a marker. Each snippet runs in the
+// subshell of a command substitution (one fork, no more) with stdin from
+// /dev/null: it cannot leak variables into the
 // next one, nor eat the input of the command around the script. Its stdout
 // goes straight out (fd 3); its stderr is kept and, when the snippet exits
 // non-zero, printed after its end marker (base64, the last 4 KiB), so a
@@ -52,7 +53,7 @@ func probeScript(token string, parts []probePart) string {
 	}
 	for _, p := range parts {
 		fmt.Fprintf(&b, "echo '%s begin %s'\n", token, p.name)
-		fmt.Fprintf(&b, "kprep_err=$( (\n%s\n) </dev/null 2>&1 1>&3 ); kprep_rc=$?\n", strings.TrimRight(p.snippet, "\n"))
+		fmt.Fprintf(&b, "kprep_err=$( {\n%s\n} </dev/null 2>&1 1>&3 ); kprep_rc=$?\n", strings.TrimRight(p.snippet, "\n"))
 		fmt.Fprintf(&b, "echo \"%s end %s $kprep_rc\"\n", token, p.name)
 		fmt.Fprintf(&b, "[ \"$kprep_rc\" = 0 ] || [ -z \"$kprep_err\" ] || printf '%s stderr %s %%s\\n' \"$(printf '%%s' \"$kprep_err\" | tail -c 4096 | base64 -w0)\"\n", token, p.name)
 	}

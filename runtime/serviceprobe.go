@@ -44,21 +44,40 @@ func unitSnippet(u managedUnit) string {
 	for _, p := range props[:len(props)-1] {
 		fmt.Fprintf(&b, "printf '%%s\\n' \"%s.%s=$kprep_%s\"\n", n, p, p)
 	}
+	// The socket's show below sets kprep_ActiveState too: the service's
+	// state and start are kept under names of their own. The running
+	// executable is the unit's when the two are the same file (the test
+	// builtin, no process); readlink then tells a replaced one "(deleted)".
 	fmt.Fprintf(&b, `pid=$kprep_MainPID
+kprep_sactive=$kprep_ActiveState
+kprep_since=$kprep_ActiveEnterTimestamp
 if [ "${pid:-0}" -gt 0 ] 2>/dev/null; then
-  echo "%[1]s.exe=$(readlink /proc/$pid/exe 2>/dev/null)"
+  kprep_x=${kprep_ExecStart#*path=}; kprep_x=${kprep_x%%%% *}
+  if [ -n "$kprep_x" ] && [ /proc/$pid/exe -ef "$kprep_x" ]; then echo "%[1]s.exe=$kprep_x"; else echo "%[1]s.exe=$(readlink /proc/$pid/exe 2>/dev/null)"; fi
   printf 'file %[1]s.environ %%s\n' "$(base64 -w0 < /proc/$pid/environ 2>/dev/null)"
-  printf 'file %[1]s.cmdline %%s\n' "$(base64 -w0 < /proc/$pid/cmdline 2>/dev/null)"
 fi
-if [ -n "$kprep_ActiveEnterTimestamp" ]; then echo "%[1]s.started=$(date -d "$kprep_ActiveEnterTimestamp" +%%s 2>/dev/null)"; else echo "%[1]s.started="; fi
 `, n)
+	if u.Cmdline {
+		fmt.Fprintf(&b, `if [ "${pid:-0}" -gt 0 ] 2>/dev/null; then printf 'file %[1]s.cmdline %%s\n' "$(base64 -w0 < /proc/$pid/cmdline 2>/dev/null)"; fi
+`, n)
+	}
 	if u.Socket != "" {
 		b.WriteString(readShow(u.Socket, "ActiveState", "UnitFileState") + "\n")
 		fmt.Fprintf(&b, "echo \"%[1]s.socket.ActiveState=$kprep_ActiveState\"; echo \"%[1]s.socket.UnitFileState=$kprep_UnitFileState\"\n", n)
 	}
 	if u.Config != "" {
 		b.WriteString(shell.File(n+".config", u.Config) + "\n")
-		fmt.Fprintf(&b, "echo \"%s.mtime=$(stat -c %%Y %s 2>/dev/null)\"\n", n, shell.Quote(u.Config))
+		// When the daemon started and the file was written matter only
+		// without kprep's record of what this very process read
+		// (configChange): a converged host's probe skips the date and stat.
+		rec := shell.Quote(loadedPath(n))
+		fmt.Fprintf(&b, `kprep_rpid=; [ -r %[3]s ] && read -r kprep_rpid < %[3]s
+if [ "${pid:-0}" -gt 0 ] 2>/dev/null && [ "$kprep_rpid" = "$pid" ]; then echo "%[1]s.started="; echo "%[1]s.mtime="
+else
+  if [ -n "$kprep_since" ]; then echo "%[1]s.started=$(date -d "$kprep_since" +%%s 2>/dev/null)"; else echo "%[1]s.started="; fi
+  echo "%[1]s.mtime=$(stat -c %%Y %[2]s 2>/dev/null)"
+fi
+`, n, shell.Quote(u.Config), rec)
 		b.WriteString(shell.File(n+".loaded", loadedPath(n)) + "\n")
 	}
 	if u.DockerInfo {
@@ -66,7 +85,7 @@ if [ -n "$kprep_ActiveEnterTimestamp" ]; then echo "%[1]s.started=$(date -d "$kp
 		fmt.Fprintf(&b, `kprep_vouched=
 if [ -f %[3]s ] && [ -f %[4]s ] && [ ! %[4]s -nt %[3]s ] && read -r kprep_rpid < %[3]s && [ "$kprep_rpid" = "$pid" ] && tail -n +2 %[3]s | cmp -s - %[4]s; then kprep_vouched=1; fi
 if [ -n "$kprep_vouched" ]; then echo "%[2]s.info_vouched=1"
-elif [ "$kprep_ActiveState" = active ]; then printf 'file %[2]s.info %%s\n' "$(timeout 30 docker info --format '{{json .}}' 2>/dev/null | base64 -w0)"; fi
+elif [ "$kprep_sactive" = active ]; then printf 'file %[2]s.info %%s\n' "$(timeout 30 docker info --format '{{json .}}' 2>/dev/null | base64 -w0)"; fi
 `, s, n, rec, conf)
 	}
 	return b.String()

@@ -159,7 +159,7 @@ func (p BatchPlan) Prelude() string {
 		b.WriteString("  for kprep_p; do eval \"kprep_$kprep_p=\\${kprep_u${kprep_n}_$kprep_p-}\"; done\n}\n")
 	}
 	if len(p.Packages) > 0 {
-		fmt.Fprintf(&b, "kprep_pkgs=$( { %s; } 2>/dev/null)\n", packagesDirect(p.Packages))
+		b.WriteString(packagesFromRecord(p.Packages))
 		b.WriteString("kprep_pkgq() {\n  for kprep_p; do case \" " + strings.Join(p.Packages, " ") + " \" in *\" $kprep_p \"*) ;; *) return 1 ;; esac; done\n")
 		b.WriteString("  kprep_want=\" $* \"\n  kprep_ifs=$IFS; IFS='\n'; set -f\n  for kprep_l in $kprep_pkgs; do\n    IFS=' '; set -- $kprep_l; IFS='\n'\n")
 		b.WriteString("    case $kprep_want in *\" $2 \"*) printf '%s\\n' \"$kprep_l\" ;; esac\n  done\n  IFS=$kprep_ifs; set +f\n}\n")
@@ -172,6 +172,50 @@ func (p BatchPlan) Prelude() string {
 		b.WriteString("  if [ -f \"$2\" ]; then echo \"fileref $1 $2\"; elif [ -e \"$2\" ]; then return 1; else echo \"file $1 -\"; fi\n}\n")
 	}
 	return b.String()
+}
+
+// PackageRecord is where kprep remembers the answer of the probe's package
+// query: a heading (the query's form and the package names, then the
+// package databases' identity as stat -L prints it: inode, size and mtime
+// to the nanosecond; not ctime, which SQLite's write-ahead log changes on
+// every read), a line "--", then the answer. rpm takes about ten
+// milliseconds of host CPU for any query; the heading costs one stat. The
+// identity is taken before the query, so a transaction during or after it
+// makes the record stale, never wrong.
+const PackageRecord = "/var/lib/kprep/packages"
+
+// packageDatabases are the files whose change means rpm or dpkg may answer
+// otherwise: rpm's Berkeley DB, SQLite (with its write-ahead log) and NDB
+// files, dpkg's status file and its journal folder.
+const packageDatabases = "/var/lib/rpm/Packages /var/lib/rpm/rpmdb.sqlite /var/lib/rpm/rpmdb.sqlite-wal /var/lib/rpm/Packages.db /var/lib/dpkg/status /var/lib/dpkg/updates"
+
+// packagesFromRecord sets kprep_pkgs to the package query's answer for
+// names: from PackageRecord while the databases are as it says, else by
+// asking rpm and dpkg, and then (in an apply's probe) writing the record.
+func packagesFromRecord(names []string) string {
+	return fmt.Sprintf(`kprep_pdb=$(stat -L -c '%%n %%i %%s %%y' %[1]s 2>/dev/null)
+kprep_phead="kprep-packages 1 %[2]s
+$kprep_pdb"
+kprep_pgot=; kprep_pkgs=; kprep_pin=head
+if [ -n "$kprep_pdb" ] && [ -r %[3]s ]; then
+  while IFS= read -r kprep_l; do
+    if [ "$kprep_pin" = head ]; then
+      if [ "$kprep_l" = -- ]; then kprep_pin=body; else kprep_pgot="${kprep_pgot:+$kprep_pgot
+}$kprep_l"; fi
+    else kprep_pkgs="${kprep_pkgs:+$kprep_pkgs
+}$kprep_l"; fi
+  done <%[3]s
+fi
+if [ "$kprep_pin" != body ] || [ "$kprep_pgot" != "$kprep_phead" ]; then
+  kprep_pkgs=$( { %[4]s; } 2>/dev/null)
+  if [ -n "$kprep_pdb" ] && [ "${%[5]s:-}" = 1 ]; then
+    printf '%%s
+--
+%%s
+' "$kprep_phead" "$kprep_pkgs" >%[3]s.tmp && mv -f %[3]s.tmp %[3]s
+  fi
+fi
+`, packageDatabases, strings.Join(names, " "), PackageRecord, packagesDirect(names), RecordingVar)
 }
 
 func props(names []string, suffix string) []string {

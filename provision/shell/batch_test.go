@@ -209,3 +209,60 @@ func TestPlanBatchFindsOnlyBatchedCalls(t *testing.T) {
 		t.Error("a snippet without batched calls planned a batch")
 	}
 }
+
+// TestPackageRecordSparesTheQuery: an apply's probe writes the answer down;
+// later probes read it while the database is unchanged, and ask rpm again
+// once it changed. A plan's probe never writes.
+func TestPackageRecordSparesTheQuery(t *testing.T) {
+	for _, sh := range shells(t) {
+		t.Run(filepath.Base(strings.Fields(sh)[0]), func(t *testing.T) {
+			bin, log := fakeTools(t)
+			dir := t.TempDir()
+			db, record := filepath.Join(dir, "Packages"), filepath.Join(dir, "packages")
+			if err := os.WriteFile(db, []byte("v1"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			snippet := Packages("docker-ce", "runc", "podman")
+			plan := PlanBatch(snippet)
+			prelude := strings.NewReplacer(packageDatabases, db, PackageRecord, record).Replace(plan.Prelude())
+			probe := func(recording bool) string {
+				script := "PATH=" + bin + ":" + os.Getenv("PATH") + "\n"
+				if recording {
+					script += RecordingVar + "=1\n"
+				}
+				return runScript(t, sh, script+prelude+snippet)
+			}
+			rpmCalls := func() int {
+				b, _ := os.ReadFile(log)
+				return strings.Count("\n"+string(b), "\nrpm ")
+			}
+			want := "rpm docker-ce 3:26.1.4-1.el9\nrpm runc (none):1.1.12-1.el9\n"
+			steps := []struct {
+				recording bool
+				change    string // new database content before the probe
+				calls     int    // rpm calls so far after it
+			}{
+				{false, "", 1},   // a plan: asks, writes nothing
+				{true, "", 2},    // an apply: asks, writes the record
+				{true, "", 2},    // read from the record
+				{false, "", 2},   // a plan reads it too
+				{false, "v2", 3}, // the database changed: ask (a plan: no record)
+				{true, "", 4},    // still stale: ask, write
+				{true, "", 4},
+			}
+			for i, s := range steps {
+				if s.change != "" {
+					if err := os.WriteFile(db, []byte(s.change), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if got := probe(s.recording); !strings.HasPrefix(got, want) {
+					t.Fatalf("probe %d printed %q, want %q first", i, got, want)
+				}
+				if got := rpmCalls(); got != s.calls {
+					t.Fatalf("after probe %d: %d rpm calls, want %d", i, got, s.calls)
+				}
+			}
+		})
+	}
+}
