@@ -132,8 +132,24 @@ func (n nodeState) hasIP(ip string) bool {
 
 // kubeletProbe prints whether the kubelet runs and starts at boot.
 func kubeletProbe() string {
-	return shell.Value("kubelet_active", "systemctl is-active kubelet.service") + "\n" +
-		shell.Value("kubelet_enabled", "systemctl is-enabled kubelet.service")
+	return kubeletUnit("kubelet_active", "kubelet_enabled")
+}
+
+// kubeletUnit prints the kubelet unit's ActiveState and UnitFileState (what
+// systemctl is-active and is-enabled print) under the keys given, "" for
+// none. The probe script asks systemd once for every step's units
+// (shell.Show); a systemctl per question cost each about ten milliseconds
+// of the host's CPU.
+func kubeletUnit(activeKey, enabledKey string) string {
+	var b strings.Builder
+	b.WriteString(shell.Show("kubelet.service", "ActiveState", "UnitFileState"))
+	if activeKey != "" {
+		fmt.Fprintf(&b, "\necho \"%s=$kprep_ActiveState\"", activeKey)
+	}
+	if enabledKey != "" {
+		fmt.Fprintf(&b, "\necho \"%s=$kprep_UnitFileState\"", enabledKey)
+	}
+	return b.String()
 }
 
 // leftoversProbe lists what an earlier kubeadm run left on the host, so a

@@ -62,7 +62,7 @@ func (KubeletStep) Probe(*inventory.Host, *inventory.Cluster) string {
 		shell.File("config", kubeletConfig),
 		shell.File("flags", kubeadmFlagsPath),
 		shell.File("instance", kubeletInstancePath),
-		shell.Value("active", "systemctl is-active kubelet"),
+		kubeletUnit("active", ""),
 	}, "\n")
 }
 

@@ -39,7 +39,7 @@ func (PackagesStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	return strings.Join([]string{
 		runtime.QueryPackagesSnippet(kubePackages),
 		shell.Value("held", "apt-mark showhold"),
-		shell.Value("kubelet", "systemctl is-enabled kubelet"),
+		kubeletUnit("", "kubelet"),
 	}, "\n")
 }
 

@@ -230,7 +230,7 @@ func resetProbe(h *inventory.Host, kubeconfig string) string {
 	lsA := func(key, dir string) string { return shell.Value(key, "ls -A "+dir) }
 	return strings.Join([]string{
 		nodeProbe(kubeconfig, h.Name),
-		shell.Value("kubelet_active", "systemctl is-active kubelet.service"),
+		kubeletUnit("kubelet_active", ""),
 		shell.Value("etc_kubernetes", "cd "+kubeDir+" && { ls -A | grep -vx manifests; ls -A manifests | sed 's|^|manifests/|'; }"),
 		lsA("kubelet_state", kubeletDir),
 		lsA("etcd_data", etcdDataDir),
