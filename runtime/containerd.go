@@ -45,12 +45,27 @@ func (ContainerdStep) Probe(*inventory.Host, *inventory.Cluster) string {
 // top-level version (the stock file, version 1), or at version 3 under a
 // containerd older than 2. The default is a fresh Go process of about
 // 150 ms of host CPU, which a converged host (version 2, or 3 under
-// containerd 2) is spared on every probe. awk reads the top-level keys
-// only: they come before the first table header. containerd's version is
-// $kprep_ver, which shell.BinaryVersions left just before (from the
-// record, without running containerd again).
+// containerd 2) is spared on every probe. The shell's read takes the
+// top-level keys only, no process: they come before the first table
+// header. containerd's version is $kprep_ver, which shell.BinaryVersions
+// left just before (from the record, without running containerd again).
 const containerdDefaultProbe = `if command -v containerd >/dev/null; then
-kprep_cv=$(awk '/^[[:space:]]*\[/ { exit } /^[[:space:]]*version[[:space:]]*=/ { sub(/^[^=]*=[[:space:]]*/, ""); sub(/[[:space:]#].*$/, ""); print; exit }' ` + containerdConfigPath + ` 2>/dev/null)
+kprep_cv=
+if [ -r ` + containerdConfigPath + ` ]; then
+  while IFS= read -r kprep_l || [ -n "$kprep_l" ]; do
+    kprep_l=${kprep_l#"${kprep_l%%[![:space:]]*}"}
+    case $kprep_l in
+    '['*) break ;;
+    version*)
+      kprep_l=${kprep_l#version}; kprep_l=${kprep_l#"${kprep_l%%[![:space:]]*}"}
+      case $kprep_l in =*)
+        kprep_l=${kprep_l#=}; kprep_l=${kprep_l#"${kprep_l%%[![:space:]]*}"}
+        kprep_cv=${kprep_l%%[[:space:]#]*}
+        break ;;
+      esac ;;
+    esac
+  done < ` + containerdConfigPath + `
+fi
 case $kprep_cv in
 2) ;;
 3) case $kprep_ver in *' v'[2-9].*|*' '[2-9].*) ;; *) kprep_cv=need ;; esac ;;

@@ -221,6 +221,8 @@ func TestContainerdProbeReadsTheDefaultOnlyWhenNeeded(t *testing.T) {
 		{"version 2, spaces and a comment", "  version=2 # kprep\n", "1.7.27", false},
 		{"version 2 after a comment line", "# mine\nroot = \"/var/lib/containerd\"\nversion = 2\n", "1.7.27", false},
 		{"version inside a table only", "[plugins.x]\nversion = 2\n", "1.7.27", true},
+		{"another key that starts with version", "versions = 2\n", "1.7.27", true},
+		{"version 2, tab, no final newline", "\tversion\t= 2", "1.7.27", false},
 		{"version 3 under containerd 1", "version = 3\n", "1.7.27", true},
 		{"version 3 under containerd 2", "version = 3\n", "v2.1.4", false},
 		{"version 3 under containerd 2, no v", "version = 3\n", "2.0.5", false},

@@ -82,8 +82,22 @@ fi
 	}
 	if u.DockerInfo {
 		rec, conf := shell.Quote(loadedPath(n)), shell.Quote(u.Config)
+		// The record after its PID line and the file are compared line by
+		// line with the shell's read (a line's end of file too), no process.
 		fmt.Fprintf(&b, `kprep_vouched=
-if [ -f %[3]s ] && [ -f %[4]s ] && [ ! %[4]s -nt %[3]s ] && read -r kprep_rpid < %[3]s && [ "$kprep_rpid" = "$pid" ] && tail -n +2 %[3]s | cmp -s - %[4]s; then kprep_vouched=1; fi
+if [ -f %[3]s ] && [ -f %[4]s ] && [ ! %[4]s -nt %[3]s ] && read -r kprep_rpid < %[3]s && [ "$kprep_rpid" = "$pid" ]; then
+  kprep_vouched=1
+  {
+    read -r kprep_a <&4
+    while :; do
+      kprep_a=; kprep_b=
+      IFS= read -r kprep_a <&4; kprep_ra=$?
+      IFS= read -r kprep_b <&5; kprep_rb=$?
+      if [ "$kprep_ra" != "$kprep_rb" ] || [ "$kprep_a" != "$kprep_b" ]; then kprep_vouched=; break; fi
+      [ "$kprep_ra" = 0 ] || break
+    done
+  } 4<%[3]s 5<%[4]s
+fi
 if [ -n "$kprep_vouched" ]; then echo "%[2]s.info_vouched=1"
 elif [ "$kprep_sactive" = active ]; then printf 'file %[2]s.info %%s\n' "$(timeout 30 docker info --format '{{json .}}' 2>/dev/null | base64 -w0)"; fi
 `, s, n, rec, conf)

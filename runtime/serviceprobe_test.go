@@ -91,3 +91,57 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestDockerInfoVouchedByTheRecord: docker info is skipped exactly while
+// kprep's record names the running dockerd and holds daemon.json byte for
+// byte, its last line's end included.
+func TestDockerInfoVouchedByTheRecord(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tools := map[string]string{
+		"systemctl": "#!/bin/sh\nprintf 'MainPID=4242\\nActiveState=active\\n'\n",
+		"docker":    "#!/bin/sh\necho info >> " + dir + "/docker-calls\necho '{}'\n",
+	}
+	for name, body := range tools {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, record := filepath.Join(dir, "daemon.json"), filepath.Join(dir, "docker.loaded")
+	u := managedUnit{Name: "docker", Service: "docker.service", Config: conf, DockerInfo: true}
+	snippet := strings.ReplaceAll(unitSnippet(u), loadedPath("docker"), record)
+	const content = "{\n  \"log-driver\": \"json-file\"\n}\n"
+	for _, c := range []struct {
+		name, record, conf string
+		vouched            bool
+	}{
+		{"same file", "4242\n" + content, content, true},
+		{"one byte changed", "4242\n" + content, strings.Replace(content, "json", "jsox", 1), false},
+		{"last newline gone", "4242\n" + content, strings.TrimSuffix(content, "\n"), false},
+		{"a line more", "4242\n" + content, content + "\n", false},
+		{"another dockerd", "4243\n" + content, content, false},
+		{"an empty file, both", "4242\n", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			os.Remove(filepath.Join(dir, "docker-calls"))
+			if err := os.WriteFile(conf, []byte(c.conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// The record is written after the file, as apply writes it.
+			if err := os.WriteFile(record, []byte(c.record), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			st, err := shell.Parse(runSh(t, "PATH="+bin+":$PATH\n"+snippet))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, askedDocker := os.Stat(filepath.Join(dir, "docker-calls"))
+			if got := st.Values["docker.info_vouched"] == "1"; got != c.vouched || (askedDocker == nil) == c.vouched {
+				t.Errorf("vouched %v, docker info asked %v; want vouched %v", got, askedDocker == nil, c.vouched)
+			}
+		})
+	}
+}
