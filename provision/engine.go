@@ -246,7 +246,7 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 		res.Error = r.secrets.redact("connect: " + err.Error())
 		return
 	}
-	w := &hostWork{run: r, host: h, conn: conn, steps: steps, res: res, token: probeToken()}
+	w := &hostWork{run: r, host: h, conn: conn, steps: steps, res: res, token: probeToken(), probedAt: map[string]int{}}
 	defer w.close()
 	if err := w.probeAll(ctx); err != nil {
 		res.Error = r.secrets.redact(err.Error())

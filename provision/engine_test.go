@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/transport"
 )
 
 func statuses(h HostResult) map[string]Status {
@@ -299,8 +300,9 @@ func TestProbedOnceStepKeepsItsFirstAnswerThroughReprobes(t *testing.T) {
 	if diff := cmp.Diff(want, statuses(rep.Hosts[0])); diff != "" {
 		t.Fatalf("statuses (-want +got):\n%s", diff)
 	}
-	// The first probe, then two re-probes (after p/one and p/two): p/after is
-	// in each, p/registry only in the first.
+	// The first probe; after p/one and p/two each a probe of that step and
+	// the next; then p/after before it decides, its state older than the
+	// changes. p/registry is only in the first.
 	var probes, registry, after int
 	for _, cmd := range host.commands {
 		if !strings.Contains(cmd, " begin ") {
@@ -314,7 +316,51 @@ func TestProbedOnceStepKeepsItsFirstAnswerThroughReprobes(t *testing.T) {
 			after++
 		}
 	}
-	if probes != 3 || registry != 1 || after != 3 {
-		t.Errorf("%d probes, p/registry in %d, p/after in %d; want 3, 1, 3", probes, registry, after)
+	if probes != 4 || registry != 1 || after != 2 {
+		t.Errorf("%d probes, p/registry in %d, p/after in %d; want 4, 1, 2", probes, registry, after)
+	}
+}
+
+// sideEffectStep is a keyStep whose apply also sets another step's key, as
+// installing a package changes what a later step finds.
+type sideEffectStep struct {
+	keyStep
+	alsoSets string
+}
+
+func (s *sideEffectStep) Apply(ctx context.Context, t Target, in Input, changes []Change) error {
+	if err := s.keyStep.Apply(ctx, t, in, changes); err != nil {
+		return err
+	}
+	_, err := t.Run(ctx, transport.Command{Line: "set " + s.alsoSets + " good"})
+	return err
+}
+
+// A change is verified with a probe of that step and the next only; a later
+// step still decides on the host as the change left it, probed again when
+// its turn comes, and no step is probed more than once per change.
+func TestLaterStepsDecideOnTheHostAnEarlierChangeLeft(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/a": "bad", "p/b": "good", "p/c": "bad", "p/d": "bad", "p/e": "bad"})
+	steps := []Step{&sideEffectStep{keyStep{name: "p/a", want: "good"}, "p/c"}, &keyStep{name: "p/b", want: "good"},
+		&keyStep{name: "p/c", want: "good"}, &keyStep{name: "p/d", want: "good"}, &keyStep{name: "p/e", want: "good"}}
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}}, Options{Mode: ModeApply, Steps: steps})
+	want := map[string]Status{"p/a": StatusChanged, "p/b": StatusUnchanged, "p/c": StatusUnchanged, "p/d": StatusChanged, "p/e": StatusChanged}
+	if diff := cmp.Diff(want, statuses(rep.Hosts[0])); diff != "" {
+		t.Fatalf("statuses (-want +got):\n%s", diff)
+	}
+	if got := host.changingCommands(); !cmp.Equal(got, []string{"set p/a good", "set p/c good", "set p/d good", "set p/e good"}) {
+		t.Errorf("commands = %q", got)
+	}
+	// The first probe (5 steps); after p/a, p/a and p/b; p/c, p/d and p/e
+	// before p/c decides; after p/d, p/d and p/e; after p/e, p/e.
+	var probed []int
+	for _, cmd := range host.commands {
+		if n := strings.Count(cmd, " begin p/"); n > 0 {
+			probed = append(probed, n)
+		}
+	}
+	if !cmp.Equal(probed, []int{5, 2, 3, 2, 1}) {
+		t.Errorf("steps per probe %v, want [5 2 3 2 1]", probed)
 	}
 }
