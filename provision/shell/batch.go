@@ -14,18 +14,21 @@ import (
 // steps' snippets used to start one base64 per file, one systemctl per
 // unit and one rpm per step. File, Show and Packages below emit a call to
 // a shell function (kprep_file, kprep_show, kprep_pkgq) with a fallback
-// that asks on its own. A probe script made with Batch defines those
-// functions over answers it gathers once for all its snippets: one stat,
-// cat and base64 for every file, one systemctl show for every unit, one
-// package query for every package. A snippet run alone (in a test, in the
-// bench) finds no such function and takes its fallback, with the same
-// output.
+// that asks on its own. The engine's probe script (provision/probe.go)
+// finds those calls with PlanBatch, opens with the plan's Prelude, which
+// defines the functions over answers gathered once for all its snippets
+// (one systemctl show for every unit, one package query for every
+// package, from PackageRecord while it holds), and runs FilesSnippet as
+// its first section (one stat, cat and base64 for every file), whose
+// output resolves the snippets' file references. A snippet run alone (in
+// a test, in the bench) finds no such function and takes its fallback,
+// with the same output.
 
 // batchArg is what a batched file path, label, unit or package name may
 // hold: nothing a shell would split, expand or quote.
 var batchArg = regexp.MustCompile(`^[A-Za-z0-9._/@:+-]+$`)
 
-// Scanned back out of the snippets by Batch; the emitters below write
+// Scanned back out of the snippets by PlanBatch; the emitters below write
 // exactly these forms.
 var (
 	fileCall = regexp.MustCompile(`kprep_file ([A-Za-z0-9._/@:+-]+) (/[A-Za-z0-9._/@:+-]+) 2>/dev/null \|\|`)
