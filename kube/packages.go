@@ -37,7 +37,7 @@ func (PackagesStep) Name() string { return "kube/packages" }
 // systemd whether the kubelet is enabled.
 func (PackagesStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	return strings.Join([]string{
-		runtime.QueryPackagesSnippet(kubePackages),
+		shell.Packages(kubePackages...),
 		shell.Value("held", "apt-mark showhold"),
 		kubeletUnit("", "kubelet"),
 	}, "\n")

@@ -43,7 +43,7 @@ func (ConflictsStep) Name() string { return "runtime/conflicts" }
 // Probe asks the package databases which of the conflicting packages are
 // installed.
 func (ConflictsStep) Probe(*inventory.Host, *inventory.Cluster) string {
-	return queryPackagesSnippet(append(append([]string{}, conflictingRPMs...), conflictingDebs...))
+	return shell.Packages(append(append([]string{}, conflictingRPMs...), conflictingDebs...)...)
 }
 
 // Diff implements provision.Step.

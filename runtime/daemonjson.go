@@ -39,17 +39,11 @@ if [ -r ` + daemonJSONPath + ` ]; then while IFS= read -r kprep_l || [ -n "$kpre
 if [ -n "$kprep_h" ]; then ` +
 			shell.Value("execstart", "systemctl cat docker.service 2>/dev/null | grep '^ExecStart=.' | tail -n 1") + `; fi`,
 		// The running dockerd's PID and start, from the probe's one
-		// systemctl call. Its start and the file's mtime matter only when
-		// kprep has no record for this dockerd (loadedSnapshot): a
-		// converged host's probe skips the date and stat.
-		readShow("docker.service", "MainPID", "ActiveEnterTimestamp") + `
+		// systemctl call; its start and the file's mtime only where
+		// kprep has no record for this dockerd (loadedSnapshot).
+		shell.Show("docker.service", "MainPID", "ActiveEnterTimestamp") + `
 echo "pid=$kprep_MainPID"
-kprep_rpid=; [ -r ` + loadedPath("docker") + ` ] && read -r kprep_rpid < ` + loadedPath("docker") + `
-if [ "${kprep_MainPID:-0}" -gt 0 ] 2>/dev/null && [ "$kprep_rpid" = "$kprep_MainPID" ]; then echo started=; echo mtime=
-else
-  if [ -n "$kprep_ActiveEnterTimestamp" ]; then ` + shell.Value("started", `date -d "$kprep_ActiveEnterTimestamp" +%s`) + `; else echo started=; fi
-  ` + shell.Value("mtime", "stat -c %Y "+daemonJSONPath) + `
-fi`,
+` + startUnlessRecorded("", "docker", "kprep_MainPID", "kprep_ActiveEnterTimestamp", daemonJSONPath),
 		shell.File("loaded", loadedPath("docker")),
 	}, "\n")
 }

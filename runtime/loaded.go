@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 
 	"github.com/kprep/kprep/provision/shell"
@@ -37,6 +38,22 @@ func parseLoaded(raw []byte, exists bool) (loadedRecord, bool) {
 		return loadedRecord{}, false
 	}
 	return loadedRecord{PID: pid, Content: rest}, true
+}
+
+// startUnlessRecorded returns a snippet that prints PREFIXstarted= (when
+// the daemon whose PID is in $pidVar became active, systemd's timestamp in
+// $sinceVar as Unix seconds) and PREFIXmtime= (config's). Both matter only
+// when kprep has no record of what that very process read (configChange,
+// loadedSnapshot); with one, both are printed empty, and a converged
+// host's probe spares the date and the stat.
+func startUnlessRecorded(prefix, name, pidVar, sinceVar, config string) string {
+	return fmt.Sprintf(`kprep_rpid=; [ -r %[3]s ] && read -r kprep_rpid < %[3]s
+if [ "${%[4]s:-0}" -gt 0 ] 2>/dev/null && [ "$kprep_rpid" = "$%[4]s" ]; then echo "%[1]sstarted="; echo "%[1]smtime="
+else
+  if [ -n "$%[5]s" ]; then echo "%[1]sstarted=$(date -d "$%[5]s" +%%s 2>/dev/null)"; else echo "%[1]sstarted="; fi
+  echo "%[1]smtime=$(stat -c %%Y %[2]s 2>/dev/null)"
+fi
+`, prefix, shell.Quote(config), shell.Quote(loadedPath(name)), pidVar, sinceVar)
 }
 
 // encodeLoaded writes a record.

@@ -37,7 +37,7 @@ func (PackagesStep) Name() string { return "runtime/packages" }
 
 // Probe asks the package databases for the installed Docker CE packages.
 func (PackagesStep) Probe(*inventory.Host, *inventory.Cluster) string {
-	return queryPackagesSnippet(dockerPackages)
+	return shell.Packages(dockerPackages...)
 }
 
 // pkgChange is one package to install, upgrade or downgrade.

@@ -14,11 +14,7 @@ import (
 // InstalledPackage is a package the host's package database lists.
 type InstalledPackage = installedPackage
 
-// QueryPackagesSnippet prints one line per installed package of names,
-// from rpm and dpkg alike; ParseInstalled reads them.
-func QueryPackagesSnippet(names []string) string { return queryPackagesSnippet(names) }
-
-// ParseInstalled reads QueryPackagesSnippet's lines for the host's family.
+// ParseInstalled reads shell.Packages' lines for the host's family.
 func ParseInstalled(lines []string, family facts.Family) map[string]InstalledPackage {
 	return parseInstalled(lines, family)
 }

@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	"github.com/kprep/kprep/provision/facts"
-	"github.com/kprep/kprep/provision/shell"
 )
 
 // installedPackage is a package the host's package database lists.
@@ -13,13 +12,7 @@ type installedPackage struct {
 	Version string // as the package manager prints it: 3:24.0.9-1.el9, 5:24.0.9-1~ubuntu.22.04~jammy
 }
 
-// queryPackagesSnippet prints one line per installed package of names, from
-// rpm ("rpm NAME EPOCH:VERSION-RELEASE") and dpkg ("deb NAME VERSION
-// STATUS"). Both databases are asked: the diff reads the one of the host's
-// family, since a host may carry the other tool too.
-func queryPackagesSnippet(names []string) string { return shell.Packages(names...) }
-
-// parseInstalled reads queryPackagesSnippet's lines for the host's family.
+// parseInstalled reads shell.Packages' lines for the host's family.
 // rpm prints "(none)" for a package without an epoch; dpkg lists packages
 // it merely knows of (removed, config files left) with a status whose
 // second letter is n or c, which are not installed.

@@ -40,7 +40,7 @@ func unitSnippet(u managedUnit) string {
 	n, s := u.Name, shell.Quote(u.Service)
 	var b strings.Builder
 	props := []string{"LoadState", "ActiveState", "UnitFileState", "MainPID", "NeedDaemonReload", "Environment", "ExecStart", "ActiveEnterTimestamp"}
-	b.WriteString(readShow(u.Service, props...) + "\n")
+	b.WriteString(shell.Show(u.Service, props...) + "\n")
 	for _, p := range props[:len(props)-1] {
 		fmt.Fprintf(&b, "printf '%%s\\n' \"%s.%s=$kprep_%s\"\n", n, p, p)
 	}
@@ -62,22 +62,12 @@ fi
 `, n)
 	}
 	if u.Socket != "" {
-		b.WriteString(readShow(u.Socket, "ActiveState", "UnitFileState") + "\n")
+		b.WriteString(shell.Show(u.Socket, "ActiveState", "UnitFileState") + "\n")
 		fmt.Fprintf(&b, "echo \"%[1]s.socket.ActiveState=$kprep_ActiveState\"; echo \"%[1]s.socket.UnitFileState=$kprep_UnitFileState\"\n", n)
 	}
 	if u.Config != "" {
 		b.WriteString(shell.File(n+".config", u.Config) + "\n")
-		// When the daemon started and the file was written matter only
-		// without kprep's record of what this very process read
-		// (configChange): a converged host's probe skips the date and stat.
-		rec := shell.Quote(loadedPath(n))
-		fmt.Fprintf(&b, `kprep_rpid=; [ -r %[3]s ] && read -r kprep_rpid < %[3]s
-if [ "${pid:-0}" -gt 0 ] 2>/dev/null && [ "$kprep_rpid" = "$pid" ]; then echo "%[1]s.started="; echo "%[1]s.mtime="
-else
-  if [ -n "$kprep_since" ]; then echo "%[1]s.started=$(date -d "$kprep_since" +%%s 2>/dev/null)"; else echo "%[1]s.started="; fi
-  echo "%[1]s.mtime=$(stat -c %%Y %[2]s 2>/dev/null)"
-fi
-`, n, shell.Quote(u.Config), rec)
+		b.WriteString(startUnlessRecorded(n+".", n, "pid", "kprep_since", u.Config))
 		b.WriteString(shell.File(n+".loaded", loadedPath(n)) + "\n")
 	}
 	if u.DockerInfo {
@@ -236,8 +226,3 @@ func execStartArgv(s string) []string {
 	argv, _, _ := strings.Cut(rest, " ; ")
 	return strings.Fields(argv)
 }
-
-// readShow returns a snippet that reads properties of a unit into shell
-// variables named kprep_PROPERTY (empty when systemctl does not say); the
-// probe script asks systemd once for all its snippets' units.
-func readShow(unit string, props ...string) string { return shell.Show(unit, props...) }

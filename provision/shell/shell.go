@@ -31,8 +31,8 @@ func Join(args ...string) string {
 // "file LABEL <base64>" when it is readable, "file LABEL -" when it does
 // not exist. base64 keeps any content, newlines and all, on one line.
 //
-// In a probe script made with Batch the file is read with all the
-// others in one go (see batch.go); run alone, the snippet reads it itself.
+// In the engine's probe script the file is read with all the others in
+// one go (see batch.go); run alone, the snippet reads it itself.
 func File(label, path string) string {
 	direct := fileDirect(label, path)
 	if !batchedFile(label, path) {

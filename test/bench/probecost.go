@@ -18,7 +18,6 @@ import (
 	"github.com/kprep/kprep/provision"
 	"github.com/kprep/kprep/provision/facts"
 	"github.com/kprep/kprep/provision/inventory"
-	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/runtime"
 	"github.com/kprep/kprep/test/lab/lab"
 )
@@ -128,7 +127,9 @@ func probeCosts(ctx context.Context, l *lab.Lab, cfg config) ([]probeCost, error
 				snippet = string(b)
 			}
 			names, snippets = append(names, p.name), append(snippets, snippet)
-			ms, err := m.cost(ctx, batchedAlone(snippet))
+			// As a probe of this step alone runs it: the engine's script,
+			// with the batched reads of its own files, units and packages.
+			ms, err := m.cost(ctx, provision.ProbeScript([]string{p.name}, []string{snippet}))
 			if err != nil {
 				return nil, fmt.Errorf("%s on %s: %w", p.name, h.Name, err)
 			}
@@ -147,17 +148,6 @@ func probeCosts(ctx context.Context, l *lab.Lab, cfg config) ([]probeCost, error
 
 // wholeProbe names the cost of the script a run sends a host.
 const wholeProbe = "the whole probe"
-
-// batchedAlone is a step's snippet as a probe of that step alone runs it:
-// with the batched reads of its own files, units and packages.
-func batchedAlone(snippet string) string {
-	plan := shell.PlanBatch(snippet)
-	script := plan.Prelude()
-	if files := plan.FilesSnippet(); files != "" {
-		script += "(\n" + files + "\n) >/dev/null\n"
-	}
-	return script + snippet
-}
 
 // prober runs a snippet on a host over SSH and reads what it cost the host.
 type prober struct {
