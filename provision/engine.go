@@ -235,6 +235,7 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 	defer func() {
 		res.Duration = r.now().Sub(start)
 		res.DurationMs = res.Duration.Milliseconds()
+		res.Time.fillMs()
 		if res.Failed() && r.opts.FailFast {
 			r.cancel()
 		}
@@ -242,6 +243,7 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 	}()
 
 	conn, err := r.connect(ctx, h)
+	res.Time.Connect = r.now().Sub(start)
 	if err != nil {
 		res.Error = r.secrets.redact("connect: " + err.Error())
 		return
@@ -253,7 +255,9 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 		return
 	}
 	for i, s := range steps {
+		waitStart := r.now()
 		waited, err := w.waitTurn(ctx, slot, s)
+		res.Time.Wait += r.now().Sub(waitStart)
 		if err != nil {
 			if ctx.Err() != nil {
 				w.interrupted(s, i, err)

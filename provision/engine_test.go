@@ -364,3 +364,34 @@ func TestLaterStepsDecideOnTheHostAnEarlierChangeLeft(t *testing.T) {
 		t.Errorf("steps per probe %v, want [5 2 3 2 1]", probed)
 	}
 }
+
+// The report splits each host's time: the steps' Apply (the work the host
+// needed) apart from connecting and probing (kprep's own) and from waits.
+func TestHostTimeSplitsApplyFromProbes(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/one": "good", "p/two": "bad", "p/three": "bad"})
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	// A probe takes a second on the host, a change ten.
+	host.onCommand = func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasPrefix(line, "set ") {
+			now = now.Add(10 * time.Second)
+		} else {
+			now = now.Add(time.Second)
+		}
+	}
+	steps := []Step{&keyStep{name: "p/one", want: "good"}, &keyStep{name: "p/two", want: "good"}, &keyStep{name: "p/three", want: "good"}}
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}}, Options{Mode: ModeApply, Steps: steps, Now: clock})
+	h := rep.Hosts[0]
+	// The first probe, a verify after p/two (with p/three), one after p/three.
+	want := HostTime{Probe: 3 * time.Second, Apply: 20 * time.Second, Probes: 3, ProbeMs: 3000, ApplyMs: 20000}
+	if diff := cmp.Diff(want, h.Time); diff != "" {
+		t.Errorf("time (-want +got):\n%s", diff)
+	}
+	if h.Duration != 23*time.Second || h.Time.Own(h.Duration) != 3*time.Second {
+		t.Errorf("duration %v, own %v; want 23s and 3s", h.Duration, h.Time.Own(h.Duration))
+	}
+}

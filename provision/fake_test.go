@@ -50,6 +50,8 @@ type fakeHost struct {
 	gate map[string]chan struct{}
 	// onRun is called for every command (to measure concurrency).
 	onRun func()
+	// onCommand is called with every command line before it is answered.
+	onCommand func(line string)
 	// onSet is called after a "set KEY" changed the state, without the
 	// host's lock (it may change other hosts).
 	onSet func(key string)
@@ -73,6 +75,9 @@ func newFakeHost(name string, state map[string]string) *fakeHost {
 func (h *fakeHost) Run(ctx context.Context, cmd transport.Command) (transport.Result, error) {
 	if h.onRun != nil {
 		h.onRun()
+	}
+	if h.onCommand != nil {
+		h.onCommand(cmd.Line)
 	}
 	h.mu.Lock()
 	h.commands = append(h.commands, cmd.Line)

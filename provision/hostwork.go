@@ -45,6 +45,7 @@ func (w *hostWork) probeAll(ctx context.Context) error {
 	}
 	script := probeScript(w.token, parts)
 	w.seen = w.changeCounts()
+	defer w.timeProbe(w.run.now())
 	var out string
 	if starter, ok := w.conn.(Starter); ok && w.run.opts.Mode == ModeApply {
 		lock, text, err := lockAndProbe(ctx, starter, w.token, script, probeLabel(parts))
@@ -83,6 +84,12 @@ func (w *hostWork) probeAll(ctx context.Context) error {
 	return nil
 }
 
+// timeProbe counts a probe round trip that began at start.
+func (w *hostWork) timeProbe(start time.Time) {
+	w.res.Time.Probe += w.run.now().Sub(start)
+	w.res.Time.Probes++
+}
+
 // changeCounts snapshots the run's per-step change counters.
 func (w *hostWork) changeCounts() map[string]int64 {
 	out := make(map[string]int64, len(w.run.changed))
@@ -119,7 +126,9 @@ func (w *hostWork) reprobe(ctx context.Context, from, to int) error {
 		w.probedAt[s.Name()] = w.changes
 	}
 	w.seen = w.changeCounts()
+	probeStart := w.run.now()
 	res, err := w.conn.Run(ctx, transport.Command{Line: probeScript(w.token, parts), Label: probeLabel(parts)})
+	w.timeProbe(probeStart)
 	if err != nil {
 		return fmt.Errorf("probe again: %w", err)
 	}
@@ -250,7 +259,9 @@ func (w *hostWork) step(ctx context.Context, i int, s Step) StepResult {
 			return w.run.shared.get(ctx, key, mk, &w.run.secrets)
 		},
 	}
+	applyStart := w.run.now()
 	err = w.apply(ctx, s, target, changes)
+	w.res.Time.Apply += w.run.now().Sub(applyStart)
 	sr.Commands = cmds.list()
 	if err != nil {
 		return w.finish(sr, start, StatusFailed, err)

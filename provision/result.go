@@ -53,6 +53,39 @@ type HostResult struct {
 	Interrupted string        `json:"interrupted,omitempty"`
 	Duration    time.Duration `json:"-"`
 	DurationMs  int64         `json:"durationMs"`
+	// Time splits Duration by what it went on.
+	Time HostTime `json:"time"`
+}
+
+// HostTime splits a host's time in a run by what it went on, so that the
+// work a host needed (its package manager, daemons and files: the steps'
+// Apply) can be told from what kprep itself cost it (connecting, probing,
+// verifying, deciding) and from waiting for other hosts.
+type HostTime struct {
+	Connect time.Duration `json:"-"`
+	Probe   time.Duration `json:"-"`
+	Apply   time.Duration `json:"-"`
+	Wait    time.Duration `json:"-"`
+	// Probes counts the probe round trips: the first, and one per verify
+	// or re-probe.
+	Probes int `json:"probes"`
+	// The durations in milliseconds, for JSON readers.
+	ConnectMs int64 `json:"connectMs"`
+	ProbeMs   int64 `json:"probeMs"`
+	ApplyMs   int64 `json:"applyMs"`
+	WaitMs    int64 `json:"waitMs"`
+}
+
+// Own is kprep's own share of the host's duration d: everything but the
+// steps' Apply and the waits for other hosts (connecting, probing,
+// verifying, diffing, the lock and the run log).
+func (t HostTime) Own(d time.Duration) time.Duration {
+	return max(d-t.Apply-t.Wait, 0)
+}
+
+func (t *HostTime) fillMs() {
+	t.ConnectMs, t.ProbeMs = t.Connect.Milliseconds(), t.Probe.Milliseconds()
+	t.ApplyMs, t.WaitMs = t.Apply.Milliseconds(), t.Wait.Milliseconds()
 }
 
 // Failed reports whether anything on the host failed.

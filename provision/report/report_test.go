@@ -12,14 +12,15 @@ import (
 
 func sampleReport() *provision.Report {
 	return &provision.Report{Mode: provision.ModeApply, Duration: 3 * time.Second, Hosts: []provision.HostResult{
-		{Name: "cp1", Address: "10.0.0.1", Steps: []provision.StepResult{
-			{Name: "hostprep/swap", Status: provision.StatusChanged, Duration: 800 * time.Millisecond,
-				Changes:  []provision.Change{{Key: "swapoff", Summary: "swap is on: /dev/dm-1, 2.0 GiB", Action: "swapoff -a"}},
-				Commands: []string{"swapoff -a"}},
-			{Name: "hostprep/sysctl", Status: provision.StatusFailed, Changes: []provision.Change{},
-				Error: "cp1: command exited 1: sysctl -p /etc/sysctl.d/k8s.conf\nsysctl: permission denied"},
-			{Name: "runtime/docker", Status: provision.StatusSkipped, Changes: []provision.Change{}, Error: "an earlier step failed: hostprep/sysctl"},
-		}},
+		{Name: "cp1", Address: "10.0.0.1", Duration: 3 * time.Second,
+			Time: provision.HostTime{Connect: 100 * time.Millisecond, Probe: 500 * time.Millisecond, Probes: 2, Apply: 2 * time.Second}, Steps: []provision.StepResult{
+				{Name: "hostprep/swap", Status: provision.StatusChanged, Duration: 800 * time.Millisecond,
+					Changes:  []provision.Change{{Key: "swapoff", Summary: "swap is on: /dev/dm-1, 2.0 GiB", Action: "swapoff -a"}},
+					Commands: []string{"swapoff -a"}},
+				{Name: "hostprep/sysctl", Status: provision.StatusFailed, Changes: []provision.Change{},
+					Error: "cp1: command exited 1: sysctl -p /etc/sysctl.d/k8s.conf\nsysctl: permission denied"},
+				{Name: "runtime/docker", Status: provision.StatusSkipped, Changes: []provision.Change{}, Error: "an earlier step failed: hostprep/sysctl"},
+			}},
 		{Name: "w1", Address: "10.0.0.2", Error: "connect: dial tcp 10.0.0.2:22: connection refused", Steps: []provision.StepResult{}},
 	}}
 }
@@ -34,6 +35,7 @@ func TestSummaryListsFailuresLast(t *testing.T) {
 		"w1    -                failed",
 		"Changed:\n  cp1 hostprep/swap\n      - swap is on: /dev/dm-1, 2.0 GiB\n        -> swapoff -a\n",
 		"Failures:\n  cp1 hostprep/sysctl: cp1: command exited 1: sysctl -p /etc/sysctl.d/k8s.conf\n      sysctl: permission denied\n  w1: connect: dial tcp 10.0.0.2:22: connection refused\n",
+		"Host time: 2.0 s applying changes, 1.0 s kprep's own (33%: 0.5 s in 2 probes, 0.1 s connecting)",
 		"apply: 2 hosts, 1 changed, 1 failed, 1 skipped, 2 hosts failed in 3s",
 	} {
 		if !strings.Contains(out, want) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/kprep/kprep/provision"
 )
@@ -48,6 +49,9 @@ func Summary(w io.Writer, rep *provision.Report, style Style) {
 	if changes.Len() > 0 {
 		fmt.Fprintf(w, "\n%s:\n%s", verb, changes.String())
 	}
+	if line := ownTime(rep); line != "" {
+		fmt.Fprintf(w, "\n%s\n", style.Faint(line))
+	}
 
 	var failures strings.Builder
 	for _, h := range rep.Hosts {
@@ -83,6 +87,29 @@ func Summary(w io.Writer, rep *provision.Report, style Style) {
 	}
 	fmt.Fprintf(w, "\n%s\n", totals(rep))
 }
+
+// ownTime says, for an apply that changed something, how the hosts' time
+// went: on the steps' changes (package managers, daemons, files) or on
+// kprep's own connecting, probing and deciding. Waits for other hosts are
+// neither. It is empty when no step applied anything.
+func ownTime(rep *provision.Report) string {
+	var apply, own, probe, connect time.Duration
+	probes := 0
+	for _, h := range rep.Hosts {
+		apply += h.Time.Apply
+		own += h.Time.Own(h.Duration)
+		probe += h.Time.Probe
+		connect += h.Time.Connect
+		probes += h.Time.Probes
+	}
+	if apply == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Host time: %s applying changes, %s kprep's own (%.0f%%: %s in %s, %s connecting)",
+		seconds(apply), seconds(own), 100*own.Seconds()/(apply+own).Seconds(), seconds(probe), plural(probes, "probe"), seconds(connect))
+}
+
+func seconds(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
 // totals is the last line: counts of hosts and step results.
 func totals(rep *provision.Report) string {

@@ -198,20 +198,22 @@ func medians(runs []figures) figures {
 		HostsCPU:  pick(func(f figures) float64 { return f.HostsCPU })}
 }
 
-// fresh is the first apply on fresh hosts.
+// fresh is the first apply on fresh hosts. The host times are sums over
+// all hosts, in seconds, from kprep's report (HostTime).
 type fresh struct {
 	Wall float64 `json:"wallSeconds"`
-	// Steps is the longest sum of step times of one host: the package
-	// manager, daemons and files a host spends its apply on.
-	Steps float64 `json:"slowestHostStepsSeconds"`
-	// StepsBound is the least wall time the steps allow at the
-	// concurrency (kprepResult.stepsBound).
-	StepsBound float64 `json:"stepsBoundSeconds"`
 	// CPU is kprep's own user and system time.
 	CPU float64 `json:"kprepCPUSeconds"`
-	// Overhead is the wall time the steps do not account for (connecting,
-	// probing, verifying, waiting), past StepsBound, as a share of the
-	// wall time.
+	// Apply is the hosts' time in the steps' Apply: the package manager,
+	// daemons and files the hosts needed.
+	Apply float64 `json:"hostsApplySeconds"`
+	// Own is the hosts' time kprep spent itself: connecting, probing,
+	// verifying, deciding; Probe and Connect are parts of it.
+	Own     float64 `json:"hostsOwnSeconds"`
+	Probe   float64 `json:"hostsProbeSeconds"`
+	Connect float64 `json:"hostsConnectSeconds"`
+	Probes  int     `json:"probes"`
+	// Overhead is Own's share of Own and Apply.
 	Overhead float64 `json:"overheadShare"`
 }
 
@@ -275,6 +277,11 @@ func printTable(w io.Writer, res results) {
 			r.RSSMiB, r.RSSPerHost, r.Fresh.Wall, 100*r.Fresh.Overhead)
 	}
 	_ = tw.Flush()
+	for _, r := range res.Rows {
+		f := r.Fresh
+		fmt.Fprintf(w, "%d hosts, first apply: the hosts' time %.1f s in the steps' changes, %.1f s kprep's own (%.1f%%: %.1f s in %d probes, %.1f s connecting); kprep's CPU %.1f s\n",
+			r.Hosts, f.Apply, f.Own, 100*f.Overhead, f.Probe, f.Probes, f.Connect, f.CPU)
+	}
 	for _, r := range res.Rows {
 		if len(r.Probes) > 0 {
 			fmt.Fprintf(w, "\n%d hosts: ", r.Hosts)

@@ -46,21 +46,19 @@ func TestParseCost(t *testing.T) {
 	}
 }
 
-// Past the concurrency hosts run in waves: the steps' bound is their
-// total shared by the slots, not the slowest host alone.
-func TestStepsBound(t *testing.T) {
-	var r kprepResult
-	// Four hosts whose steps take 1, 2, 3 and 4 s.
-	report := `{"hosts": [{"steps": [{"durationMs": 1000}]}, {"steps": [{"durationMs": 500}, {"durationMs": 1500}]}, {"steps": [{"durationMs": 3000}]}, {"steps": [{"durationMs": 4000}]}]}`
+// The first apply's overhead is kprep's own time on the hosts against the
+// steps' Apply, waits for other hosts left out.
+func TestFreshSplitsOwnTimeFromApply(t *testing.T) {
+	r := kprepResult{wall: 30}
+	report := `{"hosts": [
+		{"durationMs": 20000, "time": {"connectMs": 500, "probeMs": 1000, "probes": 4, "applyMs": 18000}},
+		{"durationMs": 30000, "time": {"connectMs": 500, "probeMs": 1500, "probes": 5, "applyMs": 17000, "waitMs": 10000}}]}`
 	if err := json.Unmarshal([]byte(report), &r.report); err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct {
-		concurrency int
-		want        float64
-	}{{20, 4}, {4, 4}, {2, 5}, {1, 10}} {
-		if got := r.stepsBound(tt.concurrency); got != tt.want {
-			t.Errorf("concurrency %d: %v, want %v", tt.concurrency, got, tt.want)
-		}
+	got := r.fresh()
+	want := fresh{Wall: 30, Apply: 35, Own: 5, Probe: 2.5, Connect: 1, Probes: 9, Overhead: 0.125}
+	if got != want {
+		t.Errorf("fresh = %+v, want %+v", got, want)
 	}
 }

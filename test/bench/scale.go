@@ -53,8 +53,7 @@ func measureScale(ctx context.Context, c config, n int, keep bool) (*row, error)
 	if err != nil {
 		return r, fmt.Errorf("first apply: %w", err)
 	}
-	r.Fresh = fresh{Wall: res.wall, CPU: res.cpu, Steps: res.slowestSteps(), StepsBound: res.stepsBound(c.concurrency)}
-	r.Fresh.Overhead = (res.wall - r.Fresh.StepsBound) / res.wall
+	r.Fresh = res.fresh()
 	// The run after must find nothing to do: it is what the timed runs
 	// measure.
 	if res, err := k.run(ctx, "apply"); err != nil {
@@ -168,8 +167,16 @@ type kprepResult struct {
 // kprepReport is the part of kprep's -o json report the bench reads.
 type kprepReport struct {
 	Hosts []struct {
-		Name  string `json:"name"`
-		Error string `json:"error"`
+		Name       string `json:"name"`
+		Error      string `json:"error"`
+		DurationMs int64  `json:"durationMs"`
+		Time       struct {
+			ConnectMs int64 `json:"connectMs"`
+			ProbeMs   int64 `json:"probeMs"`
+			ApplyMs   int64 `json:"applyMs"`
+			WaitMs    int64 `json:"waitMs"`
+			Probes    int   `json:"probes"`
+		} `json:"time"`
 		Steps []struct {
 			Name       string `json:"name"`
 			Status     string `json:"status"`
@@ -251,32 +258,25 @@ func (r kprepResult) notUnchanged() []string {
 	return out
 }
 
-// slowestSteps is the longest sum of one host's step times, in seconds.
-// stepsBound is the least wall time the hosts' steps alone allow at the
-// given concurrency: the slowest host's steps, or all hosts' steps shared
-// by the slots, whichever is longer. Past the concurrency hosts run in
-// waves, and the slowest host alone would call the waiting overhead.
-func (r kprepResult) stepsBound(concurrency int) float64 {
-	var total int64
+// fresh splits a first apply by kprep's own report of each host's time:
+// the steps' Apply (package managers, daemons, files) against kprep's own
+// (connecting, probing, verifying, deciding), waits for other hosts left
+// out, summed over the hosts.
+func (r kprepResult) fresh() fresh {
+	f := fresh{Wall: r.wall, CPU: r.cpu}
+	var apply, own, probe, connect int64
 	for _, h := range r.report.Hosts {
-		for _, s := range h.Steps {
-			total += s.DurationMs
-		}
+		apply += h.Time.ApplyMs
+		own += max(h.DurationMs-h.Time.ApplyMs-h.Time.WaitMs, 0)
+		probe += h.Time.ProbeMs
+		connect += h.Time.ConnectMs
+		f.Probes += h.Time.Probes
 	}
-	slots := min(max(concurrency, 1), max(len(r.report.Hosts), 1))
-	return max(r.slowestSteps(), float64(total)/1000/float64(slots))
-}
-
-func (r kprepResult) slowestSteps() float64 {
-	var worst int64
-	for _, h := range r.report.Hosts {
-		var sum int64
-		for _, s := range h.Steps {
-			sum += s.DurationMs
-		}
-		worst = max(worst, sum)
+	f.Apply, f.Own, f.Probe, f.Connect = float64(apply)/1000, float64(own)/1000, float64(probe)/1000, float64(connect)/1000
+	if apply+own > 0 {
+		f.Overhead = float64(own) / float64(apply+own)
 	}
-	return float64(worst) / 1000
+	return f
 }
 
 // sshFloor is the least any SSH tool can take: `ssh HOST true` to every
