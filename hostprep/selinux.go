@@ -28,12 +28,14 @@ const (
 func (SELinuxStep) Name() string { return "hostprep/selinux" }
 
 // Probe reads the runtime mode, the config file and what
-// /etc/sysconfig/selinux is.
+// /etc/sysconfig/selinux is. Where a link points does not matter (EL
+// ships a relative one; a user's absolute one is as good): only a regular
+// file there is a fault, so the probe asks no readlink.
 func (SELinuxStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	return shell.Status("enabled", "selinuxenabled") + "\n" +
 		shell.Value("getenforce", "getenforce") + "\n" +
 		shell.File("config", selinuxConfig) + `
-if [ -L ` + selinuxSysconfig + ` ]; then echo "sysconfig=link:$(readlink ` + selinuxSysconfig + `)"
+if [ -L ` + selinuxSysconfig + ` ]; then echo sysconfig=link
 elif [ -e ` + selinuxSysconfig + ` ]; then echo sysconfig=file
 else echo sysconfig=missing; fi`
 }

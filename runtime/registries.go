@@ -42,12 +42,39 @@ const dockerHub = "docker.io"
 
 // Probe prints every hosts.toml under the certs folder, labelled by its
 // registry.
-func (RegistriesStep) Probe(*inventory.Host, *inventory.Cluster) string {
-	return `for f in ` + containerdCertsDir + `/*/hosts.toml; do
+func (RegistriesStep) Probe(_ *inventory.Host, c *inventory.Cluster) string {
+	return registriesProbe(containerdCertsDir, managedRegistries(c))
+}
+
+// registriesProbe reads the hosts.toml of each registry kprep manages with
+// the probe's batched files (no process of its own on a converged host),
+// then any other hosts.toml in dir, one by one: those are rare, a registry
+// the inventory no longer names or one the user wrote.
+func registriesProbe(dir string, registries []string) string {
+	var b strings.Builder
+	for _, r := range registries {
+		b.WriteString(shell.File("hosts:"+r, dir+"/"+r+"/hosts.toml") + "\n")
+	}
+	fmt.Fprintf(&b, `for f in %s/*/hosts.toml; do
   [ -f "$f" ] || continue
-  d=${f%/hosts.toml}; d=${d##*/}
-  printf 'file hosts:%s %s\n' "$d" "$(base64 -w0 < "$f")"
-done`
+  d=${f%%/hosts.toml}; d=${d##*/}
+  case ' %s ' in *" $d "*) continue ;; esac
+  printf 'file hosts:%%s %%s\n' "$d" "$(base64 -w0 < "$f")"
+done`, shell.Quote(dir), strings.Join(registries, " "))
+	return b.String()
+}
+
+// managedRegistries names the registries wantRegistryFiles writes a
+// hosts.toml for, sorted.
+func managedRegistries(c *inventory.Cluster) []string {
+	names := map[string]bool{}
+	if len(c.Docker.RegistryMirrors) > 0 {
+		names[dockerHub] = true
+	}
+	for _, r := range c.Docker.InsecureRegistries {
+		names[registryName(r)] = true
+	}
+	return slices.Sorted(maps.Keys(names))
 }
 
 // registryHost is one [host."URL"] table of a hosts.toml.

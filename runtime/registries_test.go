@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/kprep/kprep/provision/hostfile"
+	"github.com/kprep/kprep/provision/shell"
 )
 
 func TestRegistryFiles(t *testing.T) {
@@ -106,5 +109,43 @@ func TestConfigPathLeftAloneBesideInlineMirrors(t *testing.T) {
 	_, reasons, err := wantContainerdConfig(cur, true, nil, 1, criSettings{Sandbox: "k8s/pause:3.10.1"})
 	if err != nil || len(reasons) != 0 {
 		t.Errorf("a config with inline mirrors got %v, %v; containerd refuses config_path beside them", reasons, err)
+	}
+}
+
+// The probe reads the registries kprep manages through the batched files
+// and any other hosts.toml on its own; both come back as "hosts:" files.
+func TestRegistriesProbeReadsManagedAndOtherFiles(t *testing.T) {
+	c := labCluster()
+	c.Docker.RegistryMirrors = []string{"http://192.168.77.1:5000"}
+	c.Docker.InsecureRegistries = []string{"192.168.77.1:5000", "10.0.0.5:5000"}
+	want, err := wantRegistryFiles(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(slices.Sorted(maps.Keys(want)), managedRegistries(c)); diff != "" {
+		t.Fatalf("managedRegistries against wantRegistryFiles (-want +got):\n%s", diff)
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]string{"docker.io": "hub", "old.example:5000": "old"} {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "hosts.toml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := runSh(t, registriesProbe(dir, managedRegistries(c)))
+	if n := strings.Count(out, "file hosts:docker.io "); n != 1 {
+		t.Errorf("docker.io's file printed %d times, want once:\n%s", n, out)
+	}
+	st, err := shell.Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for label, wantContent := range map[string]string{"hosts:docker.io": "hub", "hosts:old.example:5000": "old", "hosts:10.0.0.5:5000": "", "hosts:192.168.77.1:5000": ""} {
+		got, exists := st.File(label)
+		if string(got) != wantContent || exists != (wantContent != "") {
+			t.Errorf("%s: %q (exists %v), want %q", label, got, exists, wantContent)
+		}
 	}
 }

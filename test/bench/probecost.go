@@ -59,7 +59,8 @@ func snippetFile(dir, host, step string) string {
 }
 
 // dumpProbes writes each step's probe for the lab's first hosts, so that
-// another tree's probes can be measured on the same hosts (-probe-dir).
+// another tree's probes can be measured on the same hosts (-probe-dir),
+// and the whole script a run sends them (whole-probe.sh).
 func dumpProbes(l *lab.Lab, dir string) error {
 	c, err := loadLabInventory(l)
 	if err != nil {
@@ -70,10 +71,16 @@ func dumpProbes(l *lab.Lab, dir string) error {
 		if err := os.MkdirAll(filepath.Join(dir, h.Name), 0o755); err != nil {
 			return err
 		}
+		var names, snippets []string
 		for _, p := range benchProbes(h, c) {
 			if err := os.WriteFile(snippetFile(dir, h.Name, p.name), []byte(p.snippet), 0o644); err != nil {
 				return err
 			}
+			names, snippets = append(names, p.name), append(snippets, p.snippet)
+		}
+		// The script a run sends, to run and trace by hand on the host.
+		if err := os.WriteFile(filepath.Join(dir, h.Name, "whole-probe.sh"), []byte(provision.ProbeScript(names, snippets)), 0o644); err != nil {
+			return err
 		}
 	}
 	return nil
