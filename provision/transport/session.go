@@ -28,6 +28,7 @@ type session struct {
 	watch   *stderrWatch
 	stdin   io.WriteCloser
 	stdout  io.Reader // set when the caller reads stdout as a stream
+	script  []byte    // the command line, sent on stdin first (remoteCommand)
 	stopper bool
 	release func() // gives the session slot back
 
@@ -80,7 +81,8 @@ func (c *Conn) open(ctx context.Context, cmd Command, opts runOptions, stdout io
 	if s.stdin, err = sshSession.StdinPipe(); err != nil {
 		return fail("open stdin", err)
 	}
-	if err := sshSession.Start(c.remoteCommand(cmd.Line)); err != nil {
+	s.script = sessionScript(cmd.Line)
+	if err := sshSession.Start(c.remoteCommand(len(s.script))); err != nil {
 		return fail("start the command", err)
 	}
 	go func() {
@@ -91,15 +93,17 @@ func (c *Conn) open(ctx context.Context, cmd Command, opts runOptions, stdout io
 }
 
 // feed owns stdin until the command has started: with a sudo password,
-// the password goes only after sudo's prompt shows, and the command's input
-// only after the command started, so neither can reach the other. It then
-// writes data and, for Run, closes stdin; Start's caller writes the rest.
+// the password goes only after sudo's prompt shows, and the command line
+// and its input only after the wrapper started, so neither can reach the
+// other. It then writes the line, data and, for Run, closes stdin;
+// Start's caller writes the rest.
 func (s *session) feed(data []byte, closeAfter bool) {
 	defer close(s.ready)
 	if s.conn.sudo == sudoWithPassword && !s.answerSudo() {
 		s.stdin.Close() // sudo asked twice: closing makes it give up
 		return
 	}
+	s.stdin.Write(s.script)
 	if len(data) > 0 {
 		s.stdin.Write(data)
 	}

@@ -69,12 +69,26 @@ func randomHex(n int) string {
 // remoteCommand wraps a command line for the session: run by sh (whatever
 // the login shell is), as root through sudo when needed, with LC_ALL=C so
 // output parses the same on every host. The wrapper announces the start
-// with the process group id; a newline (not ";") separates it from the line
-// so a syntax error in the line cannot keep the announcement from running.
-func (c *Conn) remoteCommand(line string) string {
+// with the process group id, then reads the line itself from stdin
+// (sessionScript: the line and a closing comment, n bytes), ahead of the
+// command's own input, and runs it.
+//
+// The line never goes on a command line: sudo logs its command line to
+// the host's syslog (a probe script of 30 KB came out as 34 entries of
+// "command continued" per run on every sudo host), a secret in it would
+// reach that log, every local user can read it in /proc while it runs,
+// and Linux refuses a single argument over 128 KiB. head -c reads no byte
+// past the n it is asked for, so what follows stays the command's; a line
+// cut short (the connection broke) is never run: its length is checked
+// first (in bytes: LC_ALL=C). The closing comment keeps the command
+// substitution from trimming the line's last newlines without changing
+// the exit status.
+func (c *Conn) remoteCommand(n int) string {
 	script := "read -r _ _ _ _ kprep_pgid _ 2>/dev/null </proc/$$/stat; " +
 		"printf '%s:%s\\n' " + c.markers.start + ` "${kprep_pgid:-0}" >&2; unset kprep_pgid; ` +
-		"LC_ALL=C; export LC_ALL\n" + line
+		"LC_ALL=C; export LC_ALL\n" +
+		fmt.Sprintf(`kprep_line=$(head -c %[1]d) && [ "${#kprep_line}" -eq %[1]d ] || { echo "kprep: the command arrived cut short" >&2; exit %[2]d; }`, n, cutShortStatus) +
+		"\n" + `eval "$kprep_line"`
 	sh := "sh -c " + shellQuote(script)
 	// LC_ALL=C before sudo keeps sudo's own messages in English, which
 	// classifySudoFailure reads.
@@ -86,6 +100,14 @@ func (c *Conn) remoteCommand(line string) string {
 	}
 	return "LC_ALL=C " + sh
 }
+
+// cutShortStatus is the wrapper's exit status when the command line did
+// not arrive whole.
+const cutShortStatus = 125
+
+// sessionScript is what the wrapper reads from stdin: the line and a
+// closing comment (see remoteCommand).
+func sessionScript(line string) []byte { return []byte(line + "\n#") }
 
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string {

@@ -1,6 +1,11 @@
 package transport
 
 import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -66,7 +71,10 @@ func TestSudoModeFor(t *testing.T) {
 	}
 }
 
-func TestRemoteCommandQuotesTheLine(t *testing.T) {
+// The command line travels on stdin, never in the SSH command that sudo
+// logs: the wrapper reads exactly its bytes, runs it with its exit status,
+// leaves the rest of stdin to it, and runs nothing of a line cut short.
+func TestRemoteCommandReadsTheLineFromStdin(t *testing.T) {
 	c := &Conn{markers: markers{prompt: "PR", start: "ST"}}
 	for mode, prefix := range map[sudoMode]string{
 		sudoNone:         "LC_ALL=C sh -c '",
@@ -74,13 +82,56 @@ func TestRemoteCommandQuotesTheLine(t *testing.T) {
 		sudoWithPassword: "LC_ALL=C sudo -S -p 'PR' -- sh -c '",
 	} {
 		c.sudo = mode
-		got := c.remoteCommand("echo 'it''s' \"$HOME\"")
-		if !strings.HasPrefix(got, prefix) {
+		if got := c.remoteCommand(42); !strings.HasPrefix(got, prefix) {
 			t.Errorf("mode %v: %q does not start with %q", mode, got, prefix)
 		}
-		if !strings.HasSuffix(got, `echo '\''it'\'''\''s'\'' "$HOME"'`) {
-			t.Errorf("mode %v: the line is not quoted whole: %q", mode, got)
+	}
+	c.sudo = sudoNone
+	dir := t.TempDir()
+	run := func(line string, stdin []byte) (string, int) {
+		t.Helper()
+		// The SSH command is one string for the login shell; sh runs it here.
+		cmd := exec.Command("sh", "-c", c.remoteCommand(len(sessionScript(line))))
+		cmd.Stdin = bytes.NewReader(stdin)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		status := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			status = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
 		}
+		if !strings.HasPrefix(errOut.String(), "ST:") {
+			t.Errorf("stderr %q lacks the start line", errOut.String())
+		}
+		return out.String(), status
+	}
+	line := "echo 'it''s' \"$0\"; read -r rest; echo \"got $rest\"\nexit 3\n\n"
+	out, status := run(line, append(sessionScript(line), "the command's own input\n"...))
+	if out != "its sh\ngot the command's own input\n" || status != 3 {
+		t.Errorf("output %q, status %d; want the line's output with the input after it, and its status 3", out, status)
+	}
+	for _, shell := range []string{"dash", "bash"} {
+		if _, err := exec.LookPath(shell); err != nil {
+			continue
+		}
+		cmd := exec.Command(shell, "-c", c.remoteCommand(len(sessionScript("echo ok"))))
+		cmd.Stdin = bytes.NewReader(sessionScript("echo ok"))
+		if got, err := cmd.Output(); err != nil || string(got) != "ok\n" {
+			t.Errorf("%s: %q, %v", shell, got, err)
+		}
+	}
+
+	marker := filepath.Join(dir, "ran")
+	line = "touch " + marker + "; echo ran"
+	whole := sessionScript(line)
+	if out, status := run(line, whole[:len(whole)-10]); status != cutShortStatus || out != "" {
+		t.Errorf("a line cut short: output %q, status %d; want nothing run and status %d", out, status, cutShortStatus)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a line cut short ran")
 	}
 }
 
