@@ -395,3 +395,28 @@ func TestHostTimeSplitsApplyFromProbes(t *testing.T) {
 		t.Errorf("duration %v, own %v; want 23s and 3s", h.Duration, h.Time.Own(h.Duration))
 	}
 }
+
+// Probes under the run's lock may update kprep's records (the first one,
+// in the lock session, and every later one of an apply); a plan's never.
+func TestProbesRecordOnlyUnderTheLock(t *testing.T) {
+	c := testCluster("a")
+	for _, mode := range []Mode{ModeApply, ModePlan} {
+		host := newFakeHost("a", map[string]string{"p/one": "bad", "p/two": "good"})
+		steps := []Step{&keyStep{name: "p/one", want: "good"}, &keyStep{name: "p/two", want: "good"}}
+		runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true}, Options{Mode: mode, Steps: steps})
+		probes, recording := 0, 0
+		for _, line := range host.commands {
+			if !strings.Contains(line, " begin p/") {
+				continue
+			}
+			probes++
+			if strings.Contains(line, "kprep_recording=1\n") {
+				recording++
+			}
+		}
+		want := map[Mode][2]int{ModeApply: {2, 2}, ModePlan: {1, 0}}[mode]
+		if probes != want[0] || recording != want[1] {
+			t.Errorf("%s: %d probes, %d of them recording; want %d and %d", mode, probes, recording, want[0], want[1])
+		}
+	}
+}

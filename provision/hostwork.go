@@ -9,6 +9,7 @@ import (
 
 	"github.com/kprep/kprep/provision/facts"
 	"github.com/kprep/kprep/provision/inventory"
+	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
 )
 
@@ -126,8 +127,16 @@ func (w *hostWork) reprobe(ctx context.Context, from, to int) error {
 		w.probedAt[s.Name()] = w.changes
 	}
 	w.seen = w.changeCounts()
+	line := probeScript(w.token, parts)
+	if w.lock != nil {
+		// This run holds the host's lock, as its first probe did: the
+		// probe may update kprep's records too, so that what a change made
+		// new (an installed package, a daemon's binary) is asked once a
+		// run, not again by every later probe.
+		line = shell.RecordingVar + "=1\n" + line
+	}
 	probeStart := w.run.now()
-	res, err := w.conn.Run(ctx, transport.Command{Line: probeScript(w.token, parts), Label: probeLabel(parts)})
+	res, err := w.conn.Run(ctx, transport.Command{Line: line, Label: probeLabel(parts)})
 	w.timeProbe(probeStart)
 	if err != nil {
 		return fmt.Errorf("probe again: %w", err)
