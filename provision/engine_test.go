@@ -303,12 +303,9 @@ func TestProbedOnceStepKeepsItsFirstAnswerThroughReprobes(t *testing.T) {
 	// The first probe; after p/one and p/two each a probe of that step and
 	// the next; then p/after before it decides, its state older than the
 	// changes. p/registry is only in the first.
-	var probes, registry, after int
-	for _, cmd := range host.commands {
-		if !strings.Contains(cmd, " begin ") {
-			continue
-		}
-		probes++
+	probes := len(host.probes())
+	var registry, after int
+	for _, cmd := range host.probes() {
 		if strings.Contains(cmd, "begin p/registry'") {
 			registry++
 		}
@@ -404,13 +401,9 @@ func TestProbesRecordOnlyUnderTheLock(t *testing.T) {
 		host := newFakeHost("a", map[string]string{"p/one": "bad", "p/two": "good"})
 		steps := []Step{&keyStep{name: "p/one", want: "good"}, &keyStep{name: "p/two", want: "good"}}
 		runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true}, Options{Mode: mode, Steps: steps})
-		probes, recording := 0, 0
-		for _, line := range host.commands {
-			if !strings.Contains(line, " begin p/") {
-				continue
-			}
-			probes++
-			if strings.Contains(line, "kprep_recording=1\n") {
+		probes, recording := len(host.probes()), 0
+		for _, line := range host.probes() {
+			if strings.HasPrefix(line, "kprep_recording=1\n") || strings.Contains(line, "\nkprep_recording=1\n") {
 				recording++
 			}
 		}

@@ -195,6 +195,19 @@ func (h *fakeHost) changingCommands() []string {
 	return out
 }
 
+// probes lists the probe scripts the host was sent, in order.
+func (h *fakeHost) probes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, c := range h.commands {
+		if sectionRE.MatchString(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func (h *fakeHost) roundTrips() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
