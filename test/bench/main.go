@@ -125,6 +125,9 @@ func run(ctx context.Context, args []string) error {
 			}
 		}
 		if err != nil {
+			if len(res.Rows) > 0 {
+				printTable(os.Stdout, res) // what was measured before it stopped
+			}
 			return fmt.Errorf("%d hosts: %w", n, err)
 		}
 	}

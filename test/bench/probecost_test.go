@@ -62,3 +62,25 @@ func TestFreshSplitsOwnTimeFromApply(t *testing.T) {
 		t.Errorf("fresh = %+v, want %+v", got, want)
 	}
 }
+
+// A run stopped after some rounds still gets medians and ratios of what it
+// measured; a tool with no sample yet stays zero, its ratio too.
+func TestSummarizeStoppedRow(t *testing.T) {
+	r := row{Hosts: 200, Samples: samples{
+		Floor: []figures{{Wall: 38}, {Wall: 29}},
+		Plan:  []figures{{Wall: 44}, {Wall: 32}},
+		Apply: []figures{{Wall: 40, ClientCPU: 3, HostsCPU: 61}, {Wall: 32, ClientCPU: 3, HostsCPU: 51}},
+	}}
+	r.summarize([]int64{50 * 1024, 62 * 1024}, true)
+	if r.Floor.Wall != 33.5 || r.Plan.Wall != 38 || r.Apply.Wall != 36 || r.PlanRatio != 38/33.5 || r.RSSMiB != 62 || r.RSSPerHost != 62*1024/200.0 {
+		t.Errorf("summarized %+v", r)
+	}
+	if r.AnsibleRatio != 0 || r.AnsibleCPURatio != 0 {
+		t.Errorf("no Ansible sample, yet ratios %v and %v", r.AnsibleRatio, r.AnsibleCPURatio)
+	}
+	r.Samples.Ansible = []figures{{Wall: 1190, ClientCPU: 473, HostsCPU: 1456}}
+	r.summarize(nil, true)
+	if r.AnsibleRatio != 1190/36.0 || r.AnsibleCPURatio != (473+1456)/59.0 {
+		t.Errorf("Ansible ratios %v and %v", r.AnsibleRatio, r.AnsibleCPURatio)
+	}
+}

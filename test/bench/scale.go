@@ -128,25 +128,44 @@ func measureScale(ctx context.Context, c config, n int, keep bool) (*row, error)
 	for i := 0; i < c.runs; i++ {
 		for _, t := range tools {
 			if err := timed(t.into, t.run); err != nil {
+				// A run stopped on the way (a signal, a failure) still
+				// gives the medians of what it measured.
+				r.summarize(rss, play != nil)
 				return r, err
 			}
 			f := last(*t.into)
 			logf("%d hosts: run %d: %s %.2fs wall, %.2fs own CPU, %.2fs hosts' CPU (load %s)", n, i+1, t.name, f.Wall, f.ClientCPU, f.HostsCPU, loadAvg())
 		}
 	}
-	r.Floor, r.Plan, r.Apply, r.Ansible = medians(s.Floor), medians(s.Plan), medians(s.Apply), medians(s.Ansible)
-	r.PlanRatio, r.ApplyRatio, r.AnsibleRatio = r.Plan.Wall/r.Floor.Wall, r.Apply.Wall/r.Floor.Wall, r.Ansible.Wall/r.Apply.Wall
-	r.AnsibleCPURatio = (r.Ansible.ClientCPU + r.Ansible.HostsCPU) / (r.Apply.ClientCPU + r.Apply.HostsCPU)
-	if play == nil {
-		r.AnsibleRatio, r.AnsibleCPURatio = 0, 0
-	}
-	peak := slices.Max(rss)
-	r.RSSMiB = float64(peak) / 1024
-	r.RSSPerHost = float64(peak) / float64(n)
+	r.summarize(rss, play != nil)
 
 	logf("%d hosts: probe cost per step", n)
 	r.Probes, err = probeCosts(ctx, l, c)
 	return r, err
+}
+
+// summarize sets the row's medians, ratios and peak memory from its
+// samples; a figure with no samples (a run stopped early) stays zero.
+func (r *row) summarize(rss []int64, withAnsible bool) {
+	s := &r.Samples
+	r.Floor, r.Plan, r.Apply, r.Ansible = medians(s.Floor), medians(s.Plan), medians(s.Apply), medians(s.Ansible)
+	ratio := func(a, b float64) float64 {
+		if a == 0 || b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	r.PlanRatio, r.ApplyRatio = ratio(r.Plan.Wall, r.Floor.Wall), ratio(r.Apply.Wall, r.Floor.Wall)
+	r.AnsibleRatio, r.AnsibleCPURatio = 0, 0
+	if withAnsible {
+		r.AnsibleRatio = ratio(r.Ansible.Wall, r.Apply.Wall)
+		r.AnsibleCPURatio = ratio(r.Ansible.ClientCPU+r.Ansible.HostsCPU, r.Apply.ClientCPU+r.Apply.HostsCPU)
+	}
+	if len(rss) > 0 {
+		peak := slices.Max(rss)
+		r.RSSMiB = float64(peak) / 1024
+		r.RSSPerHost = float64(peak) / float64(r.Hosts)
+	}
 }
 
 // kprepRunner runs kprep on the lab's inventory.
