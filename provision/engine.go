@@ -194,6 +194,9 @@ func (r *run) execute(ctx context.Context) *Report {
 	r.closeAll()
 	rep.Duration = r.now().Sub(start)
 	rep.DurationMs = rep.Duration.Milliseconds()
+	for _, h := range rep.Hosts {
+		rep.Time.add(h.Time)
+	}
 	return rep
 }
 
@@ -235,7 +238,7 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 	defer func() {
 		res.Duration = r.now().Sub(start)
 		res.DurationMs = res.Duration.Milliseconds()
-		res.Time.fillMs()
+		res.Time.finish(res.Duration)
 		if res.Failed() && r.opts.FailFast {
 			r.cancel()
 		}

@@ -60,12 +60,17 @@ type HostResult struct {
 // HostTime splits a host's time in a run by what it went on, so that the
 // work a host needed (its package manager, daemons and files: the steps'
 // Apply) can be told from what kprep itself cost it (connecting, probing,
-// verifying, deciding) and from waiting for other hosts.
+// verifying, deciding) and from waiting for other hosts. The report sums
+// it over the hosts too (Report.Time).
 type HostTime struct {
 	Connect time.Duration `json:"-"`
 	Probe   time.Duration `json:"-"`
 	Apply   time.Duration `json:"-"`
 	Wait    time.Duration `json:"-"`
+	// Own is kprep's own share: the host's duration but the steps' Apply
+	// and the waits (connecting, probing, verifying, diffing, the lock and
+	// the run log).
+	Own time.Duration `json:"-"`
 	// Probes counts the probe round trips: the first, and one per verify
 	// or re-probe.
 	Probes int `json:"probes"`
@@ -74,18 +79,25 @@ type HostTime struct {
 	ProbeMs   int64 `json:"probeMs"`
 	ApplyMs   int64 `json:"applyMs"`
 	WaitMs    int64 `json:"waitMs"`
+	OwnMs     int64 `json:"ownMs"`
 }
 
-// Own is kprep's own share of the host's duration d: everything but the
-// steps' Apply and the waits for other hosts (connecting, probing,
-// verifying, diffing, the lock and the run log).
-func (t HostTime) Own(d time.Duration) time.Duration {
-	return max(d-t.Apply-t.Wait, 0)
+// finish sets Own from the host's whole duration d, and the milliseconds.
+func (t *HostTime) finish(d time.Duration) {
+	t.Own = max(d-t.Apply-t.Wait, 0)
+	t.fillMs()
+}
+
+// add sums another host's time into t (Report.Time).
+func (t *HostTime) add(o HostTime) {
+	t.Connect, t.Probe, t.Apply = t.Connect+o.Connect, t.Probe+o.Probe, t.Apply+o.Apply
+	t.Wait, t.Own, t.Probes = t.Wait+o.Wait, t.Own+o.Own, t.Probes+o.Probes
+	t.fillMs()
 }
 
 func (t *HostTime) fillMs() {
 	t.ConnectMs, t.ProbeMs = t.Connect.Milliseconds(), t.Probe.Milliseconds()
-	t.ApplyMs, t.WaitMs = t.Apply.Milliseconds(), t.Wait.Milliseconds()
+	t.ApplyMs, t.WaitMs, t.OwnMs = t.Apply.Milliseconds(), t.Wait.Milliseconds(), t.Own.Milliseconds()
 }
 
 // Failed reports whether anything on the host failed.
@@ -120,6 +132,8 @@ type Report struct {
 	Warnings   []string      `json:"warnings,omitempty"`
 	Duration   time.Duration `json:"-"`
 	DurationMs int64         `json:"durationMs"`
+	// Time is the hosts' times summed.
+	Time HostTime `json:"time"`
 }
 
 // Failed reports whether any host failed.

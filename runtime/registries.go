@@ -64,15 +64,18 @@ done`, shell.Quote(dir), strings.Join(registries, " "))
 	return b.String()
 }
 
-// managedRegistries names the registries wantRegistryFiles writes a
-// hosts.toml for, sorted.
+// managedRegistries names the registries kprep writes a hosts.toml for,
+// sorted: Docker Hub when there are mirrors (an insecure Docker Hub alone
+// gets none), and every other insecure registry.
 func managedRegistries(c *inventory.Cluster) []string {
 	names := map[string]bool{}
 	if len(c.Docker.RegistryMirrors) > 0 {
 		names[dockerHub] = true
 	}
 	for _, r := range c.Docker.InsecureRegistries {
-		names[registryName(r)] = true
+		if name := registryName(r); name != dockerHub {
+			names[name] = true
+		}
 	}
 	return slices.Sorted(maps.Keys(names))
 }
@@ -105,26 +108,18 @@ func wantRegistryFiles(c *inventory.Cluster) (map[string]string, error) {
 		out[registry] = string(text)
 		return nil
 	}
-	if len(c.Docker.RegistryMirrors) > 0 {
-		var hosts []registryHost
-		for _, m := range c.Docker.RegistryMirrors {
-			hosts = append(hosts, registryHost{URL: strings.TrimRight(m, "/"), SkipVerify: insecure[registryName(m)]})
-		}
-		if err := render(dockerHub, "https://registry-1.docker.io", hosts); err != nil {
-			return nil, err
-		}
-	}
-	names := make([]string, 0, len(insecure))
-	for name := range insecure {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range managedRegistries(c) {
+		var err error
 		if name == dockerHub {
-			continue
+			var hosts []registryHost
+			for _, m := range c.Docker.RegistryMirrors {
+				hosts = append(hosts, registryHost{URL: strings.TrimRight(m, "/"), SkipVerify: insecure[registryName(m)]})
+			}
+			err = render(dockerHub, "https://registry-1.docker.io", hosts)
+		} else {
+			err = render(name, "https://"+name, []registryHost{{URL: "https://" + name, SkipVerify: true}, {URL: "http://" + name}})
 		}
-		hosts := []registryHost{{URL: "https://" + name, SkipVerify: true}, {URL: "http://" + name}}
-		if err := render(name, "https://"+name, hosts); err != nil {
+		if err != nil {
 			return nil, err
 		}
 	}

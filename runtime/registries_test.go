@@ -118,12 +118,14 @@ func TestRegistriesProbeReadsManagedAndOtherFiles(t *testing.T) {
 	c := labCluster()
 	c.Docker.RegistryMirrors = []string{"http://192.168.77.1:5000"}
 	c.Docker.InsecureRegistries = []string{"192.168.77.1:5000", "10.0.0.5:5000"}
-	want, err := wantRegistryFiles(c)
-	if err != nil {
-		t.Fatal(err)
+	if diff := cmp.Diff([]string{"10.0.0.5:5000", "192.168.77.1:5000", "docker.io"}, managedRegistries(c)); diff != "" {
+		t.Fatalf("managed registries (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(slices.Sorted(maps.Keys(want)), managedRegistries(c)); diff != "" {
-		t.Fatalf("managedRegistries against wantRegistryFiles (-want +got):\n%s", diff)
+	// An insecure Docker Hub without mirrors gets no hosts.toml.
+	alone := labCluster()
+	alone.Docker.RegistryMirrors, alone.Docker.InsecureRegistries = nil, []string{"docker.io", "10.0.0.5:5000"}
+	if got := managedRegistries(alone); !cmp.Equal(got, []string{"10.0.0.5:5000"}) {
+		t.Errorf("managed registries without mirrors: %q", got)
 	}
 	dir := t.TempDir()
 	for name, content := range map[string]string{"docker.io": "hub", "old.example:5000": "old"} {

@@ -11,9 +11,10 @@ import (
 )
 
 func sampleReport() *provision.Report {
-	return &provision.Report{Mode: provision.ModeApply, Duration: 3 * time.Second, Hosts: []provision.HostResult{
-		{Name: "cp1", Address: "10.0.0.1", Duration: 3 * time.Second,
-			Time: provision.HostTime{Connect: 100 * time.Millisecond, Probe: 500 * time.Millisecond, Probes: 2, Apply: 2 * time.Second}, Steps: []provision.StepResult{
+	return &provision.Report{Mode: provision.ModeApply, Duration: 3 * time.Second,
+		Time: provision.HostTime{Connect: 100 * time.Millisecond, Probe: 500 * time.Millisecond, Probes: 2, Apply: 2 * time.Second, Own: time.Second},
+		Hosts: []provision.HostResult{
+			{Name: "cp1", Address: "10.0.0.1", Steps: []provision.StepResult{
 				{Name: "hostprep/swap", Status: provision.StatusChanged, Duration: 800 * time.Millisecond,
 					Changes:  []provision.Change{{Key: "swapoff", Summary: "swap is on: /dev/dm-1, 2.0 GiB", Action: "swapoff -a"}},
 					Commands: []string{"swapoff -a"}},
@@ -21,8 +22,8 @@ func sampleReport() *provision.Report {
 					Error: "cp1: command exited 1: sysctl -p /etc/sysctl.d/k8s.conf\nsysctl: permission denied"},
 				{Name: "runtime/docker", Status: provision.StatusSkipped, Changes: []provision.Change{}, Error: "an earlier step failed: hostprep/sysctl"},
 			}},
-		{Name: "w1", Address: "10.0.0.2", Error: "connect: dial tcp 10.0.0.2:22: connection refused", Steps: []provision.StepResult{}},
-	}}
+			{Name: "w1", Address: "10.0.0.2", Error: "connect: dial tcp 10.0.0.2:22: connection refused", Steps: []provision.StepResult{}},
+		}}
 }
 
 func TestSummaryListsFailuresLast(t *testing.T) {

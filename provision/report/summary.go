@@ -93,20 +93,12 @@ func Summary(w io.Writer, rep *provision.Report, style Style) {
 // kprep's own connecting, probing and deciding. Waits for other hosts are
 // neither. It is empty when no step applied anything.
 func ownTime(rep *provision.Report) string {
-	var apply, own, probe, connect time.Duration
-	probes := 0
-	for _, h := range rep.Hosts {
-		apply += h.Time.Apply
-		own += h.Time.Own(h.Duration)
-		probe += h.Time.Probe
-		connect += h.Time.Connect
-		probes += h.Time.Probes
-	}
-	if apply == 0 {
+	t := rep.Time
+	if t.Apply == 0 {
 		return ""
 	}
 	return fmt.Sprintf("Host time: %s applying changes, %s kprep's own (%.0f%%: %s in %s, %s connecting)",
-		seconds(apply), seconds(own), 100*own.Seconds()/(apply+own).Seconds(), seconds(probe), plural(probes, "probe"), seconds(connect))
+		seconds(t.Apply), seconds(t.Own), 100*t.Own.Seconds()/(t.Apply+t.Own).Seconds(), seconds(t.Probe), plural(t.Probes, "probe"), seconds(t.Connect))
 }
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }

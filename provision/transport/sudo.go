@@ -74,8 +74,8 @@ func randomHex(n int) string {
 // command's own input, and runs it.
 //
 // The line never goes on a command line: sudo logs its command line to
-// the host's syslog (a probe script of 30 KB came out as 34 entries of
-// "command continued" per run on every sudo host), a secret in it would
+// the host's syslog in 962-byte entries (a 30 KB probe script is some 34
+// of them, "command continued", on every sudo host), a secret in it would
 // reach that log, every local user can read it in /proc while it runs,
 // and Linux refuses a single argument over 128 KiB. head -c reads no byte
 // past the n it is asked for, so what follows stays the command's; a line

@@ -46,18 +46,15 @@ func TestParseCost(t *testing.T) {
 	}
 }
 
-// The first apply's overhead is kprep's own time on the hosts against the
-// steps' Apply, waits for other hosts left out.
+// The first apply's split is read from kprep's own account in its report.
 func TestFreshSplitsOwnTimeFromApply(t *testing.T) {
-	r := kprepResult{wall: 30}
-	report := `{"hosts": [
-		{"durationMs": 20000, "time": {"connectMs": 500, "probeMs": 1000, "probes": 4, "applyMs": 18000}},
-		{"durationMs": 30000, "time": {"connectMs": 500, "probeMs": 1500, "probes": 5, "applyMs": 17000, "waitMs": 10000}}]}`
+	r := kprepResult{wall: 30, cpu: 2}
+	report := `{"hosts": [], "time": {"connectMs": 1000, "probeMs": 2500, "probes": 9, "applyMs": 35000, "waitMs": 10000, "ownMs": 5000}}`
 	if err := json.Unmarshal([]byte(report), &r.report); err != nil {
 		t.Fatal(err)
 	}
 	got := r.fresh()
-	want := fresh{Wall: 30, Apply: 35, Own: 5, Probe: 2.5, Connect: 1, Probes: 9, Overhead: 0.125}
+	want := fresh{Wall: 30, CPU: 2, Apply: 35, Own: 5, Probe: 2.5, Connect: 1, Probes: 9, Overhead: 0.125}
 	if got != want {
 		t.Errorf("fresh = %+v, want %+v", got, want)
 	}

@@ -186,16 +186,8 @@ type kprepResult struct {
 // kprepReport is the part of kprep's -o json report the bench reads.
 type kprepReport struct {
 	Hosts []struct {
-		Name       string `json:"name"`
-		Error      string `json:"error"`
-		DurationMs int64  `json:"durationMs"`
-		Time       struct {
-			ConnectMs int64 `json:"connectMs"`
-			ProbeMs   int64 `json:"probeMs"`
-			ApplyMs   int64 `json:"applyMs"`
-			WaitMs    int64 `json:"waitMs"`
-			Probes    int   `json:"probes"`
-		} `json:"time"`
+		Name  string `json:"name"`
+		Error string `json:"error"`
 		Steps []struct {
 			Name       string `json:"name"`
 			Status     string `json:"status"`
@@ -203,6 +195,14 @@ type kprepReport struct {
 			DurationMs int64  `json:"durationMs"`
 		} `json:"steps"`
 	} `json:"hosts"`
+	// Time is kprep's own account of the hosts' time, summed over them.
+	Time struct {
+		ConnectMs int64 `json:"connectMs"`
+		ProbeMs   int64 `json:"probeMs"`
+		ApplyMs   int64 `json:"applyMs"`
+		OwnMs     int64 `json:"ownMs"`
+		Probes    int   `json:"probes"`
+	} `json:"time"`
 }
 
 func (k kprepRunner) run(ctx context.Context, command string) (kprepResult, error) {
@@ -277,23 +277,16 @@ func (r kprepResult) notUnchanged() []string {
 	return out
 }
 
-// fresh splits a first apply by kprep's own report of each host's time:
-// the steps' Apply (package managers, daemons, files) against kprep's own
-// (connecting, probing, verifying, deciding), waits for other hosts left
-// out, summed over the hosts.
+// fresh splits a first apply by kprep's own account of the hosts' time
+// (the report's time): the steps' Apply (package managers, daemons, files)
+// against kprep's own (connecting, probing, verifying, deciding), waits
+// for other hosts left out.
 func (r kprepResult) fresh() fresh {
-	f := fresh{Wall: r.wall, CPU: r.cpu}
-	var apply, own, probe, connect int64
-	for _, h := range r.report.Hosts {
-		apply += h.Time.ApplyMs
-		own += max(h.DurationMs-h.Time.ApplyMs-h.Time.WaitMs, 0)
-		probe += h.Time.ProbeMs
-		connect += h.Time.ConnectMs
-		f.Probes += h.Time.Probes
-	}
-	f.Apply, f.Own, f.Probe, f.Connect = float64(apply)/1000, float64(own)/1000, float64(probe)/1000, float64(connect)/1000
-	if apply+own > 0 {
-		f.Overhead = float64(own) / float64(apply+own)
+	t := r.report.Time
+	f := fresh{Wall: r.wall, CPU: r.cpu, Apply: float64(t.ApplyMs) / 1000, Own: float64(t.OwnMs) / 1000,
+		Probe: float64(t.ProbeMs) / 1000, Connect: float64(t.ConnectMs) / 1000, Probes: t.Probes}
+	if t.ApplyMs+t.OwnMs > 0 {
+		f.Overhead = float64(t.OwnMs) / float64(t.ApplyMs+t.OwnMs)
 	}
 	return f
 }

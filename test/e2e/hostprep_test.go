@@ -68,7 +68,7 @@ func TestHostprepConvergesAndRerunChangesNothing(t *testing.T) {
 // checkSudoLog checks what sudo logged on the hosts kprep reaches through
 // it: sudo writes every command line to the host's journal, so kprep sends
 // its lines on stdin and the log holds only the short wrapper, never a
-// probe script (30 KB used to be 34 entries of "command continued") nor
+// probe script (in 962-byte entries of "command continued") nor
 // a secret of a line.
 func checkSudoLog(t *testing.T, l *lab.Lab) {
 	t.Helper()
