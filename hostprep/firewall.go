@@ -32,6 +32,10 @@ type firewallWork struct {
 // Name implements provision.Step.
 func (FirewallStep) Name() string { return "hostprep/firewall" }
 
+// Independent implements provision.Independent: the probe reads firewalld's
+// unit and, with open-ports, its zones: no other step changes them.
+func (FirewallStep) Independent() bool { return true }
+
 // Probe reads firewalld's and ufw's state and, for open-ports, the ports
 // and protocols they let in now and at boot.
 func (FirewallStep) Probe(h *inventory.Host, c *inventory.Cluster) string {

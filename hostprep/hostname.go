@@ -20,6 +20,11 @@ type HostnameStep struct{}
 // Name implements provision.Step.
 func (HostnameStep) Name() string { return "hostprep/hostname" }
 
+// Independent implements provision.Independent: the probe reads
+// /proc/sys/kernel/hostname, /etc/hostname and /etc/hosts: no other step
+// changes them.
+func (HostnameStep) Independent() bool { return true }
+
 // Probe reads the running and the configured hostname and /etc/hosts.
 func (HostnameStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	// The shell's own read: no process.

@@ -31,6 +31,10 @@ type modulesWork struct {
 // Name implements provision.Step.
 func (ModulesStep) Name() string { return "hostprep/modules" }
 
+// Independent implements provision.Independent: the probe reads its modules
+// file and what is loaded: no earlier step changes them.
+func (ModulesStep) Independent() bool { return true }
+
 // Probe reads the modules-load.d file and whether each module is there.
 // A module counts as loaded by what it provides (overlay in
 // /proc/filesystems, the bridge sysctls), which also holds for built-in

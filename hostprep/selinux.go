@@ -27,6 +27,10 @@ const (
 // Name implements provision.Step.
 func (SELinuxStep) Name() string { return "hostprep/selinux" }
 
+// Independent implements provision.Independent: the probe reads SELinux's
+// mode and its config: no other step changes them.
+func (SELinuxStep) Independent() bool { return true }
+
 // Probe reads the runtime mode, the config file and what
 // /etc/sysconfig/selinux is. Where a link points does not matter (EL
 // ships a relative one; a user's absolute one is as good): only a regular

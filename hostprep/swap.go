@@ -28,6 +28,10 @@ type swapWork struct {
 // Name implements provision.Step.
 func (SwapStep) Name() string { return "hostprep/swap" }
 
+// Independent implements provision.Independent: the probe reads
+// /proc/swaps, fstab and the swap units: no other step changes them.
+func (SwapStep) Independent() bool { return true }
+
 // Probe reads /etc/fstab, the active swap areas and the masked swap units.
 func (SwapStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	// Read with the shell's builtins, no process: /proc/swaps after its

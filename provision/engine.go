@@ -257,7 +257,29 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 		res.Error = r.secrets.redact(err.Error())
 		return
 	}
+	// stop publishes what is finished and, when a step failed, marks the
+	// steps from next on skipped.
+	stop := func(next int) bool {
+		failed := r.publish(w, finished)
+		if failed == "" {
+			return false
+		}
+		if ctx.Err() != nil {
+			res.Interrupted = failed
+		}
+		w.skipRest(next, "an earlier step failed: "+failed)
+		return true
+	}
 	for i, s := range steps {
+		// A change whose verify waits is checked before a step that
+		// cannot go ahead of it (one that waits for other hosts, or needs
+		// what the change did).
+		if len(w.pending) > 0 && !canPassUnverified(s, &r.graph) {
+			w.verifyPending(ctx, nil, nil)
+			if stop(i) {
+				return
+			}
+		}
 		waitStart := r.now()
 		waited, err := w.waitTurn(ctx, slot, s)
 		res.Time.Wait += r.now().Sub(waitStart)
@@ -269,19 +291,45 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 			}
 			return
 		}
-		sr := w.stepInTurn(ctx, i, s, waited)
-		res.Steps = append(res.Steps, sr)
-		finished[s.Name()] = true
-		r.barriers.done(s.Name(), h.Name, sr.Status != StatusFailed)
-		r.observer.StepFinished(h.Name, sr)
-		if sr.Status == StatusFailed {
-			if ctx.Err() != nil {
-				res.Interrupted = s.Name()
-			}
-			w.skipRest(i+1, "an earlier step failed: "+s.Name())
+		next := i + 1
+		if !w.stepInTurn(ctx, i, s, waited) {
+			next = i
+		}
+		if w.failedAhead() {
+			// A failed step ends the host's run: what was changed before
+			// it is verified now.
+			w.verifyPending(ctx, nil, nil)
+		}
+		if stop(next) {
 			return
 		}
 	}
+	w.verifyPending(ctx, nil, nil)
+	stop(len(steps))
+}
+
+// canPassUnverified reports whether s may run while an earlier change
+// waits for its verify: it must need nothing that change did
+// (Independent) and wait for no other host.
+func canPassUnverified(s Step, g *stepGraph) bool {
+	return independent(s) && !isSerial(s) && len(g.after[s.Name()]) == 0
+}
+
+// publish reports the host's finished results in step order, marks them
+// done for the hosts that wait for them, and returns the name of the first
+// that failed, if one did.
+func (r *run) publish(w *hostWork, finished map[string]bool) (failed string) {
+	for _, q := range w.ready() {
+		sr := q.sr
+		w.res.Steps = append(w.res.Steps, sr)
+		finished[sr.Name] = true
+		r.barriers.done(sr.Name, w.host.Name, sr.Status != StatusFailed)
+		r.observer.StepFinished(w.host.Name, sr)
+		if sr.Status == StatusFailed && failed == "" {
+			failed = sr.Name
+		}
+	}
+	return failed
 }
 
 // heldSlot is a host's concurrency slot, given back while the host waits
@@ -332,6 +380,11 @@ func afterOf(s Step) []string {
 		return q.After()
 	}
 	return nil
+}
+
+func independent(s Step) bool {
+	q, ok := s.(Independent)
+	return ok && q.Independent()
 }
 
 func isSerial(s Step) bool {

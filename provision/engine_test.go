@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -415,4 +416,130 @@ func TestProbesRecordOnlyUnderTheLock(t *testing.T) {
 			t.Errorf("%s: %d probes, %d of them recording; want %d and %d", mode, probes, recording, want[0], want[1])
 		}
 	}
+}
+
+// indepStep is a keyStep that says it needs nothing earlier steps change.
+type indepStep struct{ keyStep }
+
+func (*indepStep) Independent() bool { return true }
+
+// finishOrder lists the steps' results in the order they were shown.
+type finishOrder struct {
+	Observer
+	mu    sync.Mutex
+	names []string
+}
+
+func (o *finishOrder) StepFinished(host string, sr StepResult) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.names = append(o.names, sr.Name+"="+string(sr.Status))
+}
+
+// A run of Independent changes is applied one after another and verified
+// in one round trip with the next step's probe: four changes, three probes
+// (five when every change is verified on its own). Results still come in
+// step order, each verified.
+func TestIndependentChangesAreVerifiedTogether(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/one": "bad", "p/two": "bad", "p/three": "bad", "p/four": "bad"})
+	steps := []Step{&indepStep{keyStep{name: "p/one", want: "good"}}, &indepStep{keyStep{name: "p/two", want: "good"}},
+		&indepStep{keyStep{name: "p/three", want: "good"}}, &keyStep{name: "p/four", want: "good"}}
+	obs := &finishOrder{Observer: NopObserver{}}
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true},
+		Options{Mode: ModeApply, Steps: steps, Observer: obs})
+	want := []string{"p/one=changed", "p/two=changed", "p/three=changed", "p/four=changed"}
+	if diff := cmp.Diff(want, obs.names); diff != "" {
+		t.Errorf("results shown (-want +got):\n%s", diff)
+	}
+	if got := statusList(rep.Hosts[0]); !slices.Equal(got, want) {
+		t.Errorf("report %v, want %v", got, want)
+	}
+	// The first probe; one/two/three verified with four's fresh probe; four's verify.
+	if probes := host.probes(); len(probes) != 3 || !strings.Contains(probes[1], "begin p/one'") || !strings.Contains(probes[1], "begin p/four'") {
+		t.Errorf("%d probes, want 3 (the second verifying p/one to p/three with p/four's probe):\n%s", len(probes), strings.Join(probes, "\n---\n"))
+	}
+	if rep.Hosts[0].Time.Probes != 3 {
+		t.Errorf("the report counts %d probes, want 3", rep.Hosts[0].Time.Probes)
+	}
+	// A step that is not Independent after a change is probed again first:
+	// without the interface, every change is verified before the next.
+	plain := newFakeHost("a", map[string]string{"p/one": "bad", "p/two": "bad", "p/three": "bad", "p/four": "bad"})
+	runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": plain}, locking: true},
+		Options{Mode: ModeApply, Steps: []Step{&keyStep{name: "p/one", want: "good"}, &keyStep{name: "p/two", want: "good"},
+			&keyStep{name: "p/three", want: "good"}, &keyStep{name: "p/four", want: "good"}}})
+	if n := len(plain.probes()); n != 5 {
+		t.Errorf("without Independent steps: %d probes, want 5", n)
+	}
+}
+
+// A change whose late verify finds it did not hold fails its step; the
+// Independent step applied meanwhile keeps its own verified result, and
+// the rest of the host's steps are skipped.
+func TestLateVerifyThatFailsStopsTheHost(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/one": "bad", "p/two": "bad", "p/three": "bad"})
+	host.broken["p/one"] = true
+	steps := []Step{&keyStep{name: "p/one", want: "good"}, &indepStep{keyStep{name: "p/two", want: "good"}},
+		&keyStep{name: "p/three", want: "good"}}
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true},
+		Options{Mode: ModeApply, Steps: steps})
+	want := []string{"p/one=failed", "p/two=changed", "p/three=skipped"}
+	if got := statusList(rep.Hosts[0]); !slices.Equal(got, want) {
+		t.Fatalf("results %v, want %v", got, want)
+	}
+	if err := rep.Hosts[0].Steps[0].Error; !strings.Contains(err, "still differs after apply") {
+		t.Errorf("p/one's error %q", err)
+	}
+	if got := host.changingCommands(); !slices.Equal(got, []string{"set p/one good", "set p/two good"}) {
+		t.Errorf("commands %v: p/three must not run", got)
+	}
+}
+
+// A step that fails while an earlier change waits for its verify: the
+// change is verified before the host stops, and reported in order.
+func TestFailureBehindALateVerify(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/one": "bad", "p/two": "bad", "p/three": "bad"})
+	host.failSet["p/two"] = true
+	steps := []Step{&keyStep{name: "p/one", want: "good"}, &indepStep{keyStep{name: "p/two", want: "good"}},
+		&indepStep{keyStep{name: "p/three", want: "good"}}}
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true},
+		Options{Mode: ModeApply, Steps: steps})
+	want := []string{"p/one=changed", "p/two=failed", "p/three=skipped"}
+	if got := statusList(rep.Hosts[0]); !slices.Equal(got, want) {
+		t.Fatalf("results %v, want %v", got, want)
+	}
+	if n := len(host.probes()); n != 2 {
+		t.Errorf("%d probes, want 2 (the first, p/one's verify)", n)
+	}
+}
+
+// An Independent step that waits for other hosts does not go ahead of an
+// unverified change: the change is verified first, so the hosts waiting
+// for it are not held up by the wait.
+func TestLateVerifyComesBeforeAWait(t *testing.T) {
+	c := testCluster("a", "b")
+	a := newFakeHost("a", map[string]string{"p/one": "bad", "p/two": "good", "p/three": "bad"})
+	b := newFakeHost("b", map[string]string{"p/one": "good", "p/two": "good", "p/three": "good"})
+	steps := []Step{&keyStep{name: "p/one", want: "good"}, &indepStep{keyStep{name: "p/two", want: "good"}},
+		&indepStep{keyStep{name: "p/three", want: "good", after: []string{"p/one"}}}}
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": a, "b": b}, locking: true},
+		Options{Mode: ModeApply, Steps: steps})
+	want := []string{"p/one=changed", "p/two=unchanged", "p/three=changed"}
+	if got := statusList(rep.Hosts[0]); !slices.Equal(got, want) {
+		t.Fatalf("results %v, want %v", got, want)
+	}
+	// The first probe, p/one's verify before p/three's wait, p/three's verify.
+	if n := len(a.probes()); n != 3 {
+		t.Errorf("%d probes, want 3", n)
+	}
+}
+
+func statusList(h HostResult) []string {
+	var out []string
+	for _, s := range h.Steps {
+		out = append(out, s.Name+"="+string(s.Status))
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -146,42 +147,73 @@ func (h *fakeHost) AddSecret(s string) {
 	h.secrets = append(h.secrets, s)
 }
 
-// lockingHost is a fakeHost that also holds the run lock and takes the run
-// log the way a real connection does (Starter).
+// lockingHost is a fakeHost that also holds the run lock, runs probes and
+// takes the run log the way a real lock session does (Starter): requests
+// on stdin, "probe N" and a script of N bytes, or "log" and the log.
 type lockingHost struct{ *fakeHost }
 
 var lockTokenRE = regexp.MustCompile(`echo "(@@kprep-[0-9a-f]+) probed"`)
 
 func (h lockingHost) Start(ctx context.Context, cmd transport.Command) (Process, error) {
-	res, err := h.Run(ctx, cmd)
-	if err != nil {
-		return nil, err
+	// The probes it runs count as the host's commands, each prefixed with
+	// the variables the lock shell sets for them.
+	var vars string
+	if strings.Contains(cmd.Line, "\nkprep_recording=1\n") {
+		vars = "kprep_recording=1\n"
 	}
 	token := lockTokenRE.FindStringSubmatch(cmd.Line)[1]
-	pr, pw := io.Pipe()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	p := &fakeProcess{stdin: inW, stdout: outR, done: make(chan struct{})}
 	go func() {
-		pw.Write(res.Stdout)
-		fmt.Fprintf(pw, "%s probed\n", token)
-		pw.Close()
+		defer close(p.done)
+		defer outW.Close()
+		rd := bufio.NewReader(inR)
+		for {
+			req, err := rd.ReadString('\n')
+			if err != nil {
+				return
+			}
+			var n int
+			switch {
+			case req == "log\n":
+				b, _ := io.ReadAll(rd)
+				h.mu.Lock()
+				h.runLog.Write(b)
+				h.mu.Unlock()
+				return
+			case strings.HasPrefix(req, "probe "):
+				if _, err := fmt.Sscanf(req, "probe %d\n", &n); err != nil {
+					panic("fake: bad request " + req)
+				}
+			default:
+				panic("fake: bad request " + req)
+			}
+			b := make([]byte, n)
+			if _, err := io.ReadFull(rd, b); err != nil {
+				return
+			}
+			res, err := h.Run(ctx, transport.Command{Line: vars + strings.TrimSuffix(string(b), "\n#")})
+			if err != nil {
+				return
+			}
+			outW.Write(res.Stdout)
+			fmt.Fprintf(outW, "%s probed\n", token)
+		}
 	}()
-	return &fakeProcess{stdout: pr, log: &h.runLog, mu: &h.mu}, nil
+	return p, nil
 }
 
 type fakeProcess struct {
+	stdin  *io.PipeWriter
 	stdout io.Reader
-	log    *strings.Builder
-	mu     *sync.Mutex
+	done   chan struct{}
 }
 
 func (p *fakeProcess) Stdout() io.Reader     { return p.stdout }
-func (p *fakeProcess) Stdin() io.WriteCloser { return p }
-func (p *fakeProcess) Wait() error           { return nil }
-func (p *fakeProcess) Close() error          { return nil }
-func (p *fakeProcess) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
-}
+func (p *fakeProcess) Stdin() io.WriteCloser { return p.stdin }
+func (p *fakeProcess) Wait() error           { <-p.done; return nil }
+func (p *fakeProcess) Close() error          { return p.stdin.Close() }
 
 func (h *fakeHost) changingCommands() []string {
 	h.mu.Lock()

@@ -9,7 +9,6 @@ import (
 
 	"github.com/kprep/kprep/provision/facts"
 	"github.com/kprep/kprep/provision/inventory"
-	"github.com/kprep/kprep/provision/shell"
 	"github.com/kprep/kprep/provision/transport"
 )
 
@@ -31,8 +30,31 @@ type hostWork struct {
 	// probed before the latest change is probed again before it decides.
 	changes  int
 	probedAt map[string]int
-	lock     Process
+	lock     *lockSession
 	log      []runLogStep
+	// results are the steps' results in step order, for the engine to
+	// publish; a change applied but not verified yet (see Independent)
+	// holds back its own and every later result until its verify.
+	results []*queuedResult
+	pending []pendingVerify
+}
+
+// queuedResult is a step's result waiting to be published.
+type queuedResult struct {
+	sr    StepResult
+	ready bool
+}
+
+// pendingVerify is a change applied whose verify waits for the next probe
+// round trip.
+type pendingVerify struct {
+	index int
+	step  Step
+	res   *queuedResult
+	start time.Time
+	// took is how long the step took up to the end of its Apply; the
+	// verify's round trip is added when it comes.
+	took time.Duration
 }
 
 const factsSection = "facts"
@@ -100,13 +122,14 @@ func (w *hostWork) changeCounts() map[string]int64 {
 	return out
 }
 
-// reprobe refreshes the state of steps[from:to] in one round trip. It runs
-// after a step changed the host (to verify it, with the next step, whose
-// turn comes now), when a step's state predates a change this run made on
-// the host (locallyStale; then to the end), and after a wait in which
-// other hosts changed what a step depends on, so a step always decides on
-// the host as it is now. The old sections of those steps are dropped
-// first: state is never a mix of two probes.
+// reprobe refreshes the state of the steps in must and in fresh (step
+// indices) in one round trip. It runs after a step changed the host (to
+// verify it, with the next step, whose turn comes now, and any change whose
+// verify waited), when a step's state predates a change this run made on
+// the host (locallyStale; then to the end), and after a wait in which other
+// hosts changed what a step depends on, so a step always decides on the
+// host as it is now. The old sections of those steps are dropped first:
+// state is never a mix of two probes.
 //
 // Probing only the next step after a change, not all later ones, keeps a
 // fresh host's first apply from probing every later step once per change:
@@ -114,34 +137,42 @@ func (w *hostWork) changeCounts() map[string]int64 {
 // the run. It costs a round trip more where a change is followed by an
 // unchanged step.
 //
-// A ProbedOnce step after steps[from] keeps its first answer: nothing the
-// run changes on the host changes what it asked.
-func (w *hostWork) reprobe(ctx context.Context, from, to int) error {
+// A ProbedOnce step in fresh whose state is kept keeps its first answer:
+// nothing the run changes on the host changes what it asked.
+func (w *hostWork) reprobe(ctx context.Context, must, fresh []int) error {
 	var parts []probePart
-	for i, s := range w.steps[from:to] {
-		if _, kept := w.state[s.Name()]; kept && i > 0 && probedOnce(s) {
-			continue
+	seen := map[int]bool{}
+	add := func(i int, always bool) {
+		s := w.steps[i]
+		if seen[i] {
+			return
+		}
+		seen[i] = true
+		if _, kept := w.state[s.Name()]; kept && !always && probedOnce(s) {
+			return
 		}
 		parts = append(parts, probePart{name: s.Name(), snippet: s.Probe(w.host, w.run.cluster)})
 		delete(w.state, s.Name())
 		w.probedAt[s.Name()] = w.changes
 	}
-	w.seen = w.changeCounts()
-	line := probeScript(w.token, parts)
-	if w.lock != nil {
-		// This run holds the host's lock, as its first probe did: the
-		// probe may update kprep's records too, so that what a change made
-		// new (an installed package, a daemon's binary) is asked once a
-		// run, not again by every later probe.
-		line = shell.RecordingVar + "=1\n" + line
+	for _, i := range must {
+		add(i, true)
 	}
+	for _, i := range fresh {
+		add(i, false)
+	}
+	w.seen = w.changeCounts()
+	// Through the lock session, the probe may update kprep's records too,
+	// so that what a change made new (an installed package, a daemon's
+	// binary) is asked once a run, not again by every later probe.
+	line := probeScript(w.token, parts)
 	probeStart := w.run.now()
-	res, err := w.conn.Run(ctx, transport.Command{Line: line, Label: probeLabel(parts)})
+	out, err := w.probeAgain(ctx, line, probeLabel(parts))
 	w.timeProbe(probeStart)
 	if err != nil {
 		return fmt.Errorf("probe again: %w", err)
 	}
-	sections, err := splitProbe(w.token, string(res.Stdout))
+	sections, err := splitProbe(w.token, out)
 	if err != nil {
 		return fmt.Errorf("probe again: %w", err)
 	}
@@ -149,6 +180,16 @@ func (w *hostWork) reprobe(ctx context.Context, from, to int) error {
 		w.state[name] = out
 	}
 	return nil
+}
+
+// probeAgain runs a probe script through the lock session when the run
+// holds one, else as a command of its own.
+func (w *hostWork) probeAgain(ctx context.Context, line, label string) (string, error) {
+	if w.lock != nil {
+		return w.lock.probeLogged(line, label)
+	}
+	res, err := w.conn.Run(ctx, transport.Command{Line: line, Label: label})
+	return string(res.Stdout), err
 }
 
 // waitTurn waits, in apply mode, for what s must wait for: the steps it is
@@ -192,29 +233,38 @@ func (w *hostWork) waitTurn(ctx context.Context, slot *heldSlot, s Step) (stale 
 }
 
 // stepInTurn runs step i, first probing again when the wait left its state
-// stale, and gives a Serial step's turn to the next host afterwards.
-func (w *hostWork) stepInTurn(ctx context.Context, i int, s Step, stale bool) StepResult {
+// stale, and gives a Serial step's turn to the next host afterwards. Its
+// result, and those of the changes verified on the way, join w.results.
+// It reports false when step i did not run because a change verified
+// before it failed.
+func (w *hostWork) stepInTurn(ctx context.Context, i int, s Step, stale bool) bool {
 	if turn := w.run.serial[s.Name()]; turn != nil && w.run.opts.Mode == ModeApply {
 		defer turn.Unlock()
 	}
 	w.run.observer.StepStarted(w.host.Name, s.Name())
 	if stale || w.locallyStale(s) {
-		if err := w.reprobe(ctx, i, len(w.steps)); err != nil {
-			return w.finish(StepResult{Name: s.Name(), Changes: []Change{}}, w.run.now(), StatusFailed, err)
+		fresh := make([]int, 0, len(w.steps)-i)
+		for j := i; j < len(w.steps); j++ {
+			fresh = append(fresh, j)
+		}
+		held, err := w.verifyPending(ctx, fresh[:1], fresh[1:])
+		if err != nil {
+			w.queue().done(w.finish(StepResult{Name: s.Name(), Changes: []Change{}}, w.run.now(), StatusFailed, err))
+			return true
+		}
+		if !held {
+			return false
 		}
 	}
-	sr := w.step(ctx, i, s)
-	// Counted before the turn passes on, so the next host sees the change.
-	if sr.Status == StatusChanged {
-		w.run.changed[s.Name()].Add(1)
-	}
-	return sr
+	w.step(ctx, i, s)
+	return true
 }
 
 // locallyStale reports whether s was probed before a change this run made
-// on the host. A ProbedOnce step's answer does not go stale.
+// on the host. A ProbedOnce step's answer does not go stale, nor does an
+// Independent step's: what earlier steps change is not what it reads.
 func (w *hostWork) locallyStale(s Step) bool {
-	if _, kept := w.state[s.Name()]; kept && probedOnce(s) {
+	if _, kept := w.state[s.Name()]; kept && (probedOnce(s) || independent(s)) {
 		return false
 	}
 	return w.probedAt[s.Name()] < w.changes
@@ -233,26 +283,33 @@ func (w *hostWork) sectionFor(s Step) error {
 	return sec.check()
 }
 
-// step diffs one step and, in apply mode, applies and verifies it.
-func (w *hostWork) step(ctx context.Context, i int, s Step) StepResult {
+// step diffs one step and, in apply mode, applies and verifies it. A
+// change whose verify can wait (verifyCanWait) is verified with a later
+// one, in one round trip.
+func (w *hostWork) step(ctx context.Context, i int, s Step) {
 	start := w.run.now()
+	res := w.queue()
 	sr := StepResult{Name: s.Name(), Changes: []Change{}}
 	if err := w.sectionFor(s); err != nil {
-		return w.finish(sr, start, StatusFailed, err)
+		res.done(w.finish(sr, start, StatusFailed, err))
+		return
 	}
 	changes, err := w.diff(s)
 	if warner, ok := s.(Warner); ok {
 		sr.Warnings = warner.Warnings(w.input(s))
 	}
 	if err != nil {
-		return w.finish(sr, start, StatusFailed, err)
+		res.done(w.finish(sr, start, StatusFailed, err))
+		return
 	}
 	sr.Changes = changes
 	if len(changes) == 0 {
-		return w.finish(sr, start, StatusUnchanged, nil)
+		res.done(w.finish(sr, start, StatusUnchanged, nil))
+		return
 	}
 	if w.run.opts.Mode != ModeApply {
-		return w.finish(sr, start, StatusPending, nil)
+		res.done(w.finish(sr, start, StatusPending, nil))
+		return
 	}
 	cmds := &commandList{}
 	rec := &recordingExecutor{Executor: w.conn, secrets: &w.run.secrets, into: cmds}
@@ -273,23 +330,117 @@ func (w *hostWork) step(ctx context.Context, i int, s Step) StepResult {
 	w.res.Time.Apply += w.run.now().Sub(applyStart)
 	sr.Commands = cmds.list()
 	if err != nil {
-		return w.finish(sr, start, StatusFailed, err)
+		res.done(w.finish(sr, start, StatusFailed, err))
+		return
 	}
 	w.changes++
-	if err := w.reprobe(ctx, i, min(i+2, len(w.steps))); err != nil {
-		return w.finish(sr, start, StatusFailed, err)
+	// Counted before a Serial step's turn passes on, so the next host sees
+	// the change.
+	w.run.changed[s.Name()].Add(1)
+	res.sr = sr
+	w.pending = append(w.pending, pendingVerify{index: i, step: s, res: res, start: start, took: w.run.now().Sub(start)})
+	if w.verifyCanWait(i) {
+		return
 	}
+	var next []int
+	if i+1 < len(w.steps) {
+		next = []int{i + 1}
+	}
+	w.verifyPending(ctx, nil, next)
+}
+
+// verifyCanWait reports whether the change step i just applied may be
+// verified later, with the next change: the next step must be Independent
+// (its probe and Apply need nothing step i changed) and must not wait for
+// other hosts, and step i must not be Serial (the next host's turn comes
+// only once its change is checked).
+func (w *hostWork) verifyCanWait(i int) bool {
+	return i+1 < len(w.steps) && !isSerial(w.steps[i]) && canPassUnverified(w.steps[i+1], &w.run.graph)
+}
+
+// failedAhead reports whether a finished result waits behind a change
+// still to be verified and failed.
+func (w *hostWork) failedAhead() bool {
+	if len(w.pending) == 0 {
+		return false
+	}
+	for _, q := range w.results {
+		if q.ready && q.sr.Status == StatusFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyPending probes every change not verified yet and the steps in
+// must and fresh (see reprobe) in one round trip, and finishes each change:
+// changed, or failed when it still differs. held is false when one failed;
+// err is the round trip's error (every pending change fails with it).
+func (w *hostWork) verifyPending(ctx context.Context, must, fresh []int) (held bool, err error) {
+	pending := w.pending
+	w.pending = nil
+	verify := make([]int, 0, len(pending)+len(must))
+	for _, p := range pending {
+		verify = append(verify, p.index)
+	}
+	verify = append(verify, must...)
+	if len(verify) == 0 && len(fresh) == 0 {
+		return true, nil
+	}
+	probeStart := w.run.now()
+	err = w.reprobe(ctx, verify, fresh)
+	took := w.run.now().Sub(probeStart)
+	held = err == nil
+	for _, p := range pending {
+		verifyErr := err
+		if verifyErr == nil {
+			verifyErr = w.verified(p.step)
+		}
+		st := StatusChanged
+		if verifyErr != nil {
+			st, held = StatusFailed, false
+		}
+		p.res.done(w.finishTook(p.res.sr, p.start, p.took+took, st, verifyErr))
+	}
+	return held, err
+}
+
+// verified checks that a step's fresh state wants no more change.
+func (w *hostWork) verified(s Step) error {
 	if err := w.sectionFor(s); err != nil {
-		return w.finish(sr, start, StatusFailed, fmt.Errorf("verify: %w", err))
+		return fmt.Errorf("verify: %w", err)
 	}
 	left, err := w.diff(s)
 	if err != nil {
-		return w.finish(sr, start, StatusFailed, fmt.Errorf("verify: %w", err))
+		return fmt.Errorf("verify: %w", err)
 	}
 	if len(left) > 0 {
-		return w.finish(sr, start, StatusFailed, fmt.Errorf("still differs after apply: %s", strings.Join(summaries(left), "; ")))
+		return fmt.Errorf("still differs after apply: %s", strings.Join(summaries(left), "; "))
 	}
-	return w.finish(sr, start, StatusChanged, nil)
+	return nil
+}
+
+// queue reserves the next step's place in the results.
+func (w *hostWork) queue() *queuedResult {
+	q := &queuedResult{}
+	w.results = append(w.results, q)
+	return q
+}
+
+func (q *queuedResult) done(sr StepResult) {
+	q.sr, q.ready = sr, true
+}
+
+// ready takes the results that can be published: those in step order up
+// to the first change still waiting for its verify.
+func (w *hostWork) ready() []*queuedResult {
+	n := 0
+	for n < len(w.results) && w.results[n].ready {
+		n++
+	}
+	out := w.results[:n:n]
+	w.results = w.results[n:]
+	return out
 }
 
 // diff calls the step's Diff; a panic fails the step on this host only.
@@ -319,6 +470,12 @@ func (w *hostWork) recoverStep(s Step, method string, err *error) {
 // finish completes a step's result: status, error and duration, every
 // secret of the run masked, and the record for the host's run log.
 func (w *hostWork) finish(sr StepResult, start time.Time, st Status, err error) StepResult {
+	return w.finishTook(sr, start, w.run.now().Sub(start), st, err)
+}
+
+// finishTook is finish for a step that took d (a change verified later
+// does not count the steps applied meanwhile).
+func (w *hostWork) finishTook(sr StepResult, start time.Time, d time.Duration, st Status, err error) StepResult {
 	sr.Status = st
 	if err != nil {
 		sr.Error = w.run.secrets.redact(err.Error())
@@ -330,7 +487,7 @@ func (w *hostWork) finish(sr StepResult, start time.Time, st Status, err error) 
 	for i := range sr.Commands {
 		sr.Commands[i] = w.run.secrets.redact(sr.Commands[i])
 	}
-	sr.Duration = w.run.now().Sub(start)
+	sr.Duration = d
 	sr.DurationMs = sr.Duration.Milliseconds()
 	w.log = append(w.log, runLogStep{Name: sr.Name, Status: st, Start: start.UTC(), DurationMs: sr.DurationMs,
 		Changes: summaries(sr.Changes), Commands: sr.Commands, Error: sr.Error})
@@ -356,9 +513,7 @@ func (w *hostWork) close() {
 	if w.lock == nil {
 		return
 	}
-	writeRunLog(w.lock.Stdin(), w.run.now(), w.run.opts.Mode, w.log)
-	w.lock.Stdin().Close()
-	w.lock.Wait()
+	w.lock.close(runLogLine(w.run.now(), w.run.opts.Mode, w.log))
 }
 
 func summaries(cs []Change) []string {

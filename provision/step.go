@@ -88,6 +88,21 @@ func probedOnce(s Step) bool {
 	return ok && p.ProbedOnce()
 }
 
+// Independent is implemented by steps whose probe reads nothing that the
+// steps before them change on the host (the hostname, firewalld, SELinux,
+// swap, the kernel modules, the package repo: each reads only its own
+// files and services). Such a step decides on its first probe even after
+// an earlier step changed the host, and it goes ahead of the verify of
+// that change: the engine verifies a run of changes, and the next step's
+// probe, in one round trip, so a fresh host's first apply pays one verify
+// for the run instead of one per change. Applies still run in step order.
+// A step whose probe reads what an earlier step changes (sysctl's bridge
+// keys exist only once br_netfilter is loaded; daemon.json's defaults
+// come from the dockerd the packages step installs) must not say so.
+type Independent interface {
+	Independent() bool
+}
+
 // Input is what a step sees of one host: the inventory, the host's facts and
 // the output of the step's own probe snippet.
 type Input struct {

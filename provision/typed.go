@@ -100,6 +100,14 @@ func (t typed[T]) Serial() bool {
 	return false
 }
 
+// Independent implements Independent for the steps that have it.
+func (t typed[T]) Independent() bool {
+	if q, ok := t.s.(Independent); ok {
+		return q.Independent()
+	}
+	return false
+}
+
 // ProbedOnce implements ProbedOnce for the steps that have it.
 func (t typed[T]) ProbedOnce() bool {
 	if q, ok := t.s.(ProbedOnce); ok {

@@ -40,6 +40,11 @@ const removeTimeout = 10 * time.Minute
 // Name implements provision.Step.
 func (ConflictsStep) Name() string { return "runtime/conflicts" }
 
+// Independent implements provision.Independent: the probe reads the package
+// databases, which no step before it changes (the repo step writes repo
+// files only).
+func (ConflictsStep) Independent() bool { return true }
+
 // Probe asks the package databases which of the conflicting packages are
 // installed.
 func (ConflictsStep) Probe(*inventory.Host, *inventory.Cluster) string {

@@ -36,6 +36,10 @@ func proxyDropinPath(unitName string) string {
 // Name implements provision.Step.
 func (ProxyStep) Name() string { return "runtime/proxy" }
 
+// Independent implements provision.Independent: the probe reads its own
+// drop-ins: the packages install none.
+func (ProxyStep) Independent() bool { return true }
+
 // Probe reads both drop-ins.
 func (ProxyStep) Probe(*inventory.Host, *inventory.Cluster) string {
 	var lines []string

@@ -31,6 +31,11 @@ type RegistriesStep struct{}
 // Name implements provision.Step.
 func (RegistriesStep) Name() string { return "runtime/registries" }
 
+// Independent implements provision.Independent: the probe reads the
+// hosts.toml files under certs.d: no other step writes them (the containerd
+// step points config.toml at the folder).
+func (RegistriesStep) Independent() bool { return true }
+
 // AppliesTo implements provision.HostFilter: cri-dockerd pulls through
 // dockerd, which has daemon.json.
 func (RegistriesStep) AppliesTo(_ *inventory.Host, c *inventory.Cluster) bool {

@@ -32,6 +32,10 @@ const (
 // Name implements provision.Step.
 func (RepoStep) Name() string { return "runtime/repo" }
 
+// Independent implements provision.Independent: the probe reads the repo
+// files it writes: no other step changes them.
+func (RepoStep) Independent() bool { return true }
+
 // Probe reads the repo files of both package families (the diff picks by
 // the facts) and whether the apt keyring is there.
 func (RepoStep) Probe(*inventory.Host, *inventory.Cluster) string {

@@ -78,7 +78,7 @@ func (c *Conn) Start(ctx context.Context, cmd Command) (Process, error) {
 		res := Result{Status: -1, Duration: time.Since(begin)}
 		return nil, c.report(cmd, runOptions{}, &res, err, cmd.Timeout)
 	}
-	p := &process{s: s, done: make(chan struct{})}
+	p := &process{c: c, s: s, done: make(chan struct{})}
 	go s.feed(cmd.Stdin, false)
 	// The command is watched from the start, so a cancel ends it even
 	// while nobody is in Wait.
@@ -93,6 +93,7 @@ func (c *Conn) Start(ctx context.Context, cmd Command) (Process, error) {
 }
 
 type process struct {
+	c    *Conn
 	s    *session
 	done chan struct{}
 	err  error
@@ -101,6 +102,20 @@ type process struct {
 func (p *process) Stdout() io.Reader     { return p.s.stdout }
 func (p *process) Stdin() io.WriteCloser { return gatedStdin{p.s} }
 func (p *process) Wait() error           { <-p.done; return p.err }
+
+// LogRequest shows, as -v shows a command, a request the process ran for
+// its caller on its stdin (the engine's probes in the lock session), so
+// the log lists every round trip. The label is redacted like a command's.
+func (p *process) LogRequest(label string, d time.Duration, err error) {
+	if p.c.cfg.LogCommand == nil {
+		return
+	}
+	status := 0
+	if err != nil {
+		status, err = -1, errors.New(Redact(err.Error(), p.c.secretsFor(Command{})))
+	}
+	p.c.cfg.LogCommand(CommandLog{Host: p.c.host, Line: Redact(label, p.c.secretsFor(Command{})), Duration: d, Status: status, Err: err})
+}
 
 // gatedStdin holds the caller's writes until sudo has its password and
 // the command has started.

@@ -89,3 +89,35 @@ func TestStartFailureAndCancel(t *testing.T) {
 		t.Errorf("Wait after cancel = %v, want context.Canceled", err)
 	}
 }
+
+// A request a started process ran for its caller (the engine's probes in
+// the lock session) shows in the command log like a command, redacted.
+func TestStartedProcessLogsItsRequests(t *testing.T) {
+	t.Parallel()
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	cfg := configFor(srv, "root")
+	var logged []transport.CommandLog
+	cfg.LogCommand = func(l transport.CommandLog) { logged = append(logged, l) }
+	c := dial(t, cfg)
+	c.AddSecret("hunter2")
+	p, err := c.Start(context.Background(), transport.Command{Line: "exec cat >/dev/null"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, ok := p.(interface {
+		LogRequest(label string, d time.Duration, err error)
+	})
+	if !ok {
+		t.Fatalf("%T cannot log a request", p)
+	}
+	lg.LogRequest("probe with hunter2", time.Second, errors.New("lost hunter2"))
+	p.Stdin().Close()
+	p.Wait()
+	if len(logged) < 1 {
+		t.Fatal("nothing logged")
+	}
+	got := logged[0]
+	if got.Host != testHost || got.Line != "probe with ***" || got.Duration != time.Second || got.Status != -1 || got.Err == nil || got.Err.Error() != "lost ***" {
+		t.Errorf("logged %+v", got)
+	}
+}

@@ -133,6 +133,8 @@ type kprepReport struct {
 		Name  string
 		Error string
 		Steps []reportStep
+		// Time is the host's time split; Probes counts its probe round trips.
+		Time struct{ Probes int }
 	}
 }
 

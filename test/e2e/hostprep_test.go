@@ -49,6 +49,15 @@ func TestHostprepConvergesAndRerunChangesNothing(t *testing.T) {
 		}
 		checkPrepared(t, l, h)
 	}
+	// The changes up to the modules are verified together, in the lock
+	// session, with sysctl's probe (it reads what br_netfilter creates);
+	// then sysctl's own verify: three probes, where one per change was
+	// seven on an EL host.
+	for _, h := range rep.Hosts {
+		if h.Time.Probes != 3 {
+			t.Errorf("%s: %d probe round trips on a fresh host, want 3 (the first, one verify of hostname to modules with sysctl's probe, sysctl's verify)", h.Name, h.Time.Probes)
+		}
+	}
 
 	rerun := runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep")
 	rerun.requireUnchanged(t, "hostprep/")
