@@ -38,6 +38,13 @@ var sysctlSearchDirs = []string{"/etc/sysctl.d", "/run/sysctl.d", "/usr/local/li
 // Name implements provision.Step.
 func (SysctlStep) Name() string { return "hostprep/sysctl" }
 
+// Independent implements provision.Independent. Of what earlier steps
+// change the probe reads only the bridge keys, which exist once the
+// modules step has loaded br_netfilter: probed before that, they read as
+// missing, a change Apply makes (after the module is loaded) and the
+// verify then reads back.
+func (SysctlStep) Independent() bool { return true }
+
 // wantedSysctls merges the required keys with the inventory's extras; the
 // inventory may not lower a required key.
 func wantedSysctls(c *inventory.Cluster) map[string]string {

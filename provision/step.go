@@ -88,17 +88,20 @@ func probedOnce(s Step) bool {
 	return ok && p.ProbedOnce()
 }
 
-// Independent is implemented by steps whose probe reads nothing that the
-// steps before them change on the host (the hostname, firewalld, SELinux,
-// swap, the kernel modules, the package repo: each reads only its own
-// files and services). Such a step decides on its first probe even after
-// an earlier step changed the host, and it goes ahead of the verify of
-// that change: the engine verifies a run of changes, and the next step's
-// probe, in one round trip, so a fresh host's first apply pays one verify
-// for the run instead of one per change. Applies still run in step order.
-// A step whose probe reads what an earlier step changes (sysctl's bridge
-// keys exist only once br_netfilter is loaded; daemon.json's defaults
-// come from the dockerd the packages step installs) must not say so.
+// Independent is implemented by steps whose decision on their first probe
+// stays right whatever the steps before them change on the host: the probe
+// reads nothing they change (the hostname, firewalld, SELinux, swap, the
+// package repo: each reads only its own files and services), or what it
+// reads of theirs can only make it do more (sysctl reads the bridge keys
+// that loading br_netfilter creates: probed before, a key is missing, so
+// sysctl sets it, after the modules step has loaded the module). Such a
+// step is not probed again after an earlier change, and it goes ahead of
+// that change's verify: the engine verifies a run of changes, and the next
+// step's probe, in one round trip, so a fresh host's first apply pays one
+// verify for the run instead of one per change. Applies still run in step
+// order. A step that could decide wrong on an old probe (daemon.json's
+// defaults come from the dockerd the packages step installs) must not say
+// so.
 type Independent interface {
 	Independent() bool
 }
