@@ -271,10 +271,11 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 		return true
 	}
 	for i, s := range steps {
-		// A change whose verify waits is checked before a step that
-		// cannot go ahead of it (one that waits for other hosts, or needs
-		// what the change did).
-		if len(w.pending) > 0 && !canPassUnverified(s, &r.graph) {
+		// A change whose verify waits is checked before a step that waits
+		// for other hosts (they may wait for the change). A step that
+		// needs what the change did is probed again first (locallyStale),
+		// and the verify goes with that probe.
+		if len(w.pending) > 0 && waitsForOthers(s, &r.graph) {
 			w.verifyPending(ctx, nil, nil)
 			if stop(i) {
 				return
@@ -312,7 +313,13 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 // waits for its verify: it must need nothing that change did
 // (Independent) and wait for no other host.
 func canPassUnverified(s Step, g *stepGraph) bool {
-	return independent(s) && !isSerial(s) && len(g.after[s.Name()]) == 0
+	return independent(s) && !waitsForOthers(s, g)
+}
+
+// waitsForOthers reports whether s waits, in apply mode, for other hosts:
+// for steps it is After, or for its turn.
+func waitsForOthers(s Step, g *stepGraph) bool {
+	return isSerial(s) || len(g.after[s.Name()]) > 0
 }
 
 // publish reports the host's finished results in step order, marks them

@@ -543,3 +543,23 @@ func statusList(h HostResult) []string {
 	}
 	return out
 }
+
+// A change whose verify waited goes with the probe of the next step that
+// needs fresh state, not in a round trip of its own.
+func TestLateVerifyGoesWithTheNextStaleProbe(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/one": "bad", "p/two": "good", "p/three": "bad"})
+	steps := []Step{&keyStep{name: "p/one", want: "good"}, &indepStep{keyStep{name: "p/two", want: "good"}},
+		&keyStep{name: "p/three", want: "good"}}
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true},
+		Options{Mode: ModeApply, Steps: steps})
+	want := []string{"p/one=changed", "p/two=unchanged", "p/three=changed"}
+	if got := statusList(rep.Hosts[0]); !slices.Equal(got, want) {
+		t.Fatalf("results %v, want %v", got, want)
+	}
+	// The first; p/one's verify with p/three's fresh probe; p/three's verify.
+	probes := host.probes()
+	if len(probes) != 3 || !strings.Contains(probes[1], "begin p/one'") || !strings.Contains(probes[1], "begin p/three'") {
+		t.Errorf("%d probes, want 3 (the second verifying p/one with p/three's probe):\n%s", len(probes), strings.Join(probes, "\n---\n"))
+	}
+}

@@ -122,7 +122,19 @@ func TestRuntimeDrift(t *testing.T) {
 		docker["proxy"] = map[string]any{"http": "http://" + l.BridgeAddr() + ":3128", "noProxy": []string{l.BridgeAddr()}}
 	}
 	inv := labInventory(t, l, proxy)
-	runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime").requireNoFailures(t)
+	fresh := runKprep(t, l, 0, "apply", "-i", inv, "--phase", "hostprep", "--phase", "runtime")
+	fresh.requireNoFailures(t)
+	// One probe round trip for the first look, one verify for hostprep's
+	// and the repo's changes with the packages' probe, then one for each
+	// change a later step's probe depends on (packages, daemon.json, the
+	// proxy with containerd's probe, containerd and the registries with
+	// the service's, the service): 6 at most, where each change was
+	// verified on its own before (15).
+	for _, h := range fresh.Hosts {
+		if h.Time.Probes > 6 {
+			t.Errorf("%s: %d probe round trips on a fresh host, want 6 at most", h.Name, h.Time.Probes)
+		}
+	}
 
 	// By hand: a key of the user's own, one mirror fewer, and a reload so
 	// the running dockerd really lost the mirror.
