@@ -21,8 +21,8 @@ SELINUX=enforcing
 SELINUXTYPE=targeted
 `
 
-func selinuxProbe(enabled, getenforce, config, sysconfig string) string {
-	out := "enabled=" + enabled + "\ngetenforce=" + getenforce + "\n"
+func selinuxProbe(getenforce, config, sysconfig string) string {
+	out := "getenforce=" + getenforce + "\n"
 	if config == "" {
 		out += "file config -\n"
 	} else {
@@ -56,17 +56,17 @@ func TestSELinuxDiff(t *testing.T) {
 		state string
 		want  []string
 	}{
-		{"fresh CentOS 7", "permissive", centos7, selinuxProbe("0", "Enforcing", centosSELinuxConfig, "link"),
+		{"fresh CentOS 7", "permissive", centos7, selinuxProbe("Enforcing", centosSELinuxConfig, "link"),
 			[]string{"SELinux is enforcing now", "SELinux is enforcing at boot (/etc/selinux/config: SELINUX=enforcing)"}},
-		{"converged", "permissive", centos7, selinuxProbe("0", "Permissive", permissiveConfig, "link"), nil},
-		{"disabled counts as permissive", "permissive", rocky9, selinuxProbe("1", "Disabled", disabledConfig, "link"), nil},
-		{"sed -i broke the link", "permissive", centos7, selinuxProbe("0", "Permissive", permissiveConfig, "file"),
+		{"converged", "permissive", centos7, selinuxProbe("Permissive", permissiveConfig, "link"), nil},
+		{"disabled counts as permissive", "permissive", rocky9, selinuxProbe("Disabled", disabledConfig, "link"), nil},
+		{"sed -i broke the link", "permissive", centos7, selinuxProbe("Permissive", permissiveConfig, "file"),
 			[]string{"/etc/sysconfig/selinux is a regular file, not the link to ../selinux/config that EL ships (an earlier sed -i replaced it)"}},
-		{"disabled on EL7", "disabled", centos7, selinuxProbe("0", "Permissive", permissiveConfig, "link"),
+		{"disabled on EL7", "disabled", centos7, selinuxProbe("Permissive", permissiveConfig, "link"),
 			[]string{"SELinux is permissive at boot (/etc/selinux/config: SELINUX=permissive)"}},
-		{"not installed", "permissive", centos7, selinuxProbe("127", "", "", "missing"), nil},
-		{"Ubuntu", "permissive", ubuntu, selinuxProbe("127", "", "", "missing"), nil},
-		{"keep", "keep", centos7, selinuxProbe("0", "Enforcing", centosSELinuxConfig, "link"), nil},
+		{"not installed", "permissive", centos7, selinuxProbe("", "", "missing"), nil},
+		{"Ubuntu", "permissive", ubuntu, selinuxProbe("", "", "missing"), nil},
+		{"keep", "keep", centos7, selinuxProbe("Enforcing", centosSELinuxConfig, "link"), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,7 +85,7 @@ func TestSELinuxDiff(t *testing.T) {
 func TestSELinuxDisabledRefusedOnEL9(t *testing.T) {
 	c := labCluster()
 	c.Hostprep.SELinux = "disabled"
-	_, err := SELinuxStep{}.Diff(input(c, rocky9, selinuxProbe("0", "Enforcing", centosSELinuxConfig, "link")))
+	_, err := SELinuxStep{}.Diff(input(c, rocky9, selinuxProbe("Enforcing", centosSELinuxConfig, "link")))
 	if err == nil || !strings.Contains(err.Error(), "disabled is refused on Rocky Linux 9.4") || !strings.Contains(err.Error(), "permissive") {
 		t.Fatalf("err = %v", err)
 	}
