@@ -251,7 +251,7 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 		res.Error = r.secrets.redact("connect: " + err.Error())
 		return
 	}
-	w := &hostWork{run: r, host: h, conn: conn, steps: steps, res: res, token: probeToken(), probedAt: map[string]int{}}
+	w := &hostWork{run: r, host: h, conn: conn, steps: steps, res: res, token: probeToken(), probedAt: map[string]int{}, changedAt: map[string]int{}}
 	defer w.close()
 	if err := w.probeAll(ctx); err != nil {
 		res.Error = r.secrets.redact(err.Error())
@@ -307,13 +307,6 @@ func (r *run) host(ctx context.Context, h *inventory.Host, res *HostResult) {
 	}
 	w.verifyPending(ctx, nil, nil)
 	stop(len(steps))
-}
-
-// canPassUnverified reports whether s may run while an earlier change
-// waits for its verify: it must need nothing that change did
-// (Independent) and wait for no other host.
-func canPassUnverified(s Step, g *stepGraph) bool {
-	return independent(s) && !waitsForOthers(s, g)
 }
 
 // waitsForOthers reports whether s waits, in apply mode, for other hosts:
@@ -392,6 +385,23 @@ func afterOf(s Step) []string {
 func independent(s Step) bool {
 	q, ok := s.(Independent)
 	return ok && q.Independent()
+}
+
+// dependencies returns the earlier steps whose changes s's decision
+// depends on, and declared false when s depends on every step before it
+// (it says neither Independent nor DependsOn).
+func dependencies(s Step) (names []string, declared bool) {
+	if independent(s) {
+		return nil, true
+	}
+	var v any = s
+	if t, ok := s.(interface{ inner() any }); ok {
+		v = t.inner()
+	}
+	if q, ok := v.(DependsOn); ok {
+		return q.DependsOn(), true
+	}
+	return nil, false
 }
 
 func isSerial(s Step) bool {

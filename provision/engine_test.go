@@ -563,3 +563,86 @@ func TestLateVerifyGoesWithTheNextStaleProbe(t *testing.T) {
 		t.Errorf("%d probes, want 3 (the second verifying p/one with p/three's probe):\n%s", len(probes), strings.Join(probes, "\n---\n"))
 	}
 }
+
+// depStep is a keyStep that depends on what the named earlier steps change
+// and on nothing else.
+type depStep struct {
+	keyStep
+	on []string
+}
+
+func (s *depStep) DependsOn() []string { return s.on }
+
+// A step that depends on another decides on a probe taken after that
+// step's change: p/conf looked right before p/pkg went in, and p/pkg's
+// install made it wrong (p/pkg verified with p/same, p/other's change
+// waiting for its verify when p/conf's turn comes).
+func TestDependentStepDecidesAfterItsDependency(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/pkg": "bad", "p/same": "good", "p/other": "bad", "p/conf": "good"})
+	host.onSet = func(key string) {
+		if key == "p/pkg" {
+			host.mu.Lock()
+			host.state["p/conf"] = "stock"
+			host.mu.Unlock()
+		}
+	}
+	steps := []Step{&keyStep{name: "p/pkg", want: "good"}, &keyStep{name: "p/same", want: "good"},
+		&indepStep{keyStep{name: "p/other", want: "good"}}, &depStep{keyStep{name: "p/conf", want: "good"}, []string{"p/pkg"}}}
+	rep := runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true},
+		Options{Mode: ModeApply, Steps: steps})
+	want := []string{"p/pkg=changed", "p/same=unchanged", "p/other=changed", "p/conf=changed"}
+	if got := statusList(rep.Hosts[0]); !slices.Equal(got, want) {
+		t.Fatalf("results %v, want %v", got, want)
+	}
+	if got := host.state["p/conf"]; got != "good" {
+		t.Errorf("p/conf is %q after the run, want good", got)
+	}
+}
+
+// A dependent step is probed along with the verify of the last step it
+// depends on, and then goes ahead of the verify of a change it does not
+// depend on: pkg, a (on pkg), b (independent), c (on pkg), svc (on
+// everything) all change in four round trips, where c without DependsOn
+// takes five.
+func TestDependentStepGoesAheadOfAnUnrelatedVerify(t *testing.T) {
+	c := testCluster("a")
+	steps := func(declared bool) []Step {
+		var third Step = &keyStep{name: "p/c", want: "good"}
+		if declared {
+			third = &depStep{keyStep{name: "p/c", want: "good"}, []string{"p/pkg"}}
+		}
+		return []Step{&keyStep{name: "p/pkg", want: "good"}, &depStep{keyStep{name: "p/a", want: "good"}, []string{"p/pkg"}},
+			&indepStep{keyStep{name: "p/b", want: "good"}}, third, &keyStep{name: "p/svc", want: "good"}}
+	}
+	for _, declared := range []bool{true, false} {
+		host := newFakeHost("a", map[string]string{"p/pkg": "bad", "p/a": "bad", "p/b": "bad", "p/c": "bad", "p/svc": "bad"})
+		obs := &finishOrder{Observer: NopObserver{}}
+		runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true},
+			Options{Mode: ModeApply, Steps: steps(declared), Observer: obs})
+		want := []string{"p/pkg=changed", "p/a=changed", "p/b=changed", "p/c=changed", "p/svc=changed"}
+		if diff := cmp.Diff(want, obs.names); diff != "" {
+			t.Errorf("declared %v: results shown (-want +got):\n%s", declared, diff)
+		}
+		probes := host.probes()
+		wantProbes := map[bool]int{true: 4, false: 5}[declared]
+		if len(probes) != wantProbes {
+			t.Errorf("declared %v: %d probes, want %d:\n%s", declared, len(probes), wantProbes, strings.Join(probes, "\n---\n"))
+			continue
+		}
+		if declared && (!strings.Contains(probes[1], "begin p/a'") || !strings.Contains(probes[1], "begin p/c'")) {
+			t.Errorf("the verify of p/pkg probes p/a and p/c along:\n%s", probes[1])
+		}
+	}
+}
+
+// A dependency on a step that is not before it is a bug in kprep, caught
+// before anything runs.
+func TestDependsOnALaterStepIsRefused(t *testing.T) {
+	steps := []Step{&depStep{keyStep{name: "p/a", want: "good"}, []string{"p/b"}}, &keyStep{name: "p/b", want: "good"},
+		&depStep{keyStep{name: "p/c", want: "good"}, []string{"p/typo"}}}
+	err := CheckSteps(steps)
+	if err == nil || !strings.Contains(err.Error(), `"p/a" depends on "p/b"`) || !strings.Contains(err.Error(), `"p/c" depends on "p/typo"`) {
+		t.Fatalf("CheckSteps: %v, want both dependencies named", err)
+	}
+}

@@ -16,7 +16,9 @@ type stepGraph struct {
 // CheckSteps checks a step list before anything runs: names are unique
 // and of the form phase/concern, and every step a step waits for (After)
 // exists and comes earlier in the list, so no wait can go unanswered and
-// no order can loop.
+// no order can loop; and every step a step depends on (DependsOn) comes
+// earlier too, so a misspelt name cannot leave a step undecided on a stale
+// probe.
 func CheckSteps(steps []Step) error {
 	var errs []string
 	index := map[string]int{}
@@ -46,6 +48,14 @@ func CheckSteps(steps []Step) error {
 				} else {
 					errs = append(errs, fmt.Sprintf("step %q waits for %q, which comes later in the list; move %q before it", s.Name(), a, a))
 				}
+			}
+		}
+	}
+	for i, s := range steps {
+		deps, _ := dependencies(s)
+		for _, d := range deps {
+			if j, ok := index[d]; !ok || j >= i {
+				errs = append(errs, fmt.Sprintf("step %q depends on %q, which is not a step before it", s.Name(), d))
 			}
 		}
 	}

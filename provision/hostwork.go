@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,12 +27,15 @@ type hostWork struct {
 	// probed: a later count means the probe may be stale.
 	seen map[string]int64
 	// changes counts the steps this run changed on this host; probedAt is,
-	// per step, what it counted when the step's state was probed. A step
-	// probed before the latest change is probed again before it decides.
-	changes  int
-	probedAt map[string]int
-	lock     *lockSession
-	log      []runLogStep
+	// per step, what it counted when the step's state was probed, and
+	// changedAt what it counted right after the step's change. A step
+	// probed before the latest change of a step it depends on is probed
+	// again before it decides.
+	changes   int
+	probedAt  map[string]int
+	changedAt map[string]int
+	lock      *lockSession
+	log       []runLogStep
 	// results are the steps' results in step order, for the engine to
 	// publish; a change applied but not verified yet (see Independent)
 	// holds back its own and every later result until its verify.
@@ -261,13 +265,74 @@ func (w *hostWork) stepInTurn(ctx context.Context, i int, s Step, stale bool) bo
 }
 
 // locallyStale reports whether s was probed before a change this run made
-// on the host. A ProbedOnce step's answer does not go stale, nor does an
-// Independent step's: what earlier steps change is not what it reads.
+// on the host that s depends on (see dependencies). A ProbedOnce step's
+// answer does not go stale, nor does an Independent step's: what earlier
+// steps change is not what it reads.
 func (w *hostWork) locallyStale(s Step) bool {
-	if _, kept := w.state[s.Name()]; kept && (probedOnce(s) || independent(s)) {
+	probed := w.probedAt[s.Name()]
+	_, kept := w.state[s.Name()]
+	if !kept {
+		return probed < w.changes
+	}
+	if probedOnce(s) {
 		return false
 	}
-	return w.probedAt[s.Name()] < w.changes
+	deps, declared := dependencies(s)
+	if !declared {
+		return probed < w.changes
+	}
+	for _, d := range deps {
+		if w.changedAt[d] > probed {
+			return true
+		}
+	}
+	return false
+}
+
+// dependsOnPending reports whether s depends on a change still waiting
+// for its verify.
+func (w *hostWork) dependsOnPending(s Step) bool {
+	deps, declared := dependencies(s)
+	if !declared {
+		return len(w.pending) > 0
+	}
+	for _, p := range w.pending {
+		if slices.Contains(deps, p.step.Name()) {
+			return true
+		}
+	}
+	return false
+}
+
+// settledBy returns the steps after i+1 whose probe is stale and that
+// depend on no step after i: probed now, with the verify of step i's
+// change, their state stays right for the rest of the run, where waiting
+// for their turn would cost a round trip of its own when a change comes
+// between.
+func (w *hostWork) settledBy(i int) []int {
+	index := make(map[string]int, len(w.steps))
+	for j, s := range w.steps {
+		index[s.Name()] = j
+	}
+	var out []int
+	for j := i + 2; j < len(w.steps); j++ {
+		s := w.steps[j]
+		deps, declared := dependencies(s)
+		if !declared || len(deps) == 0 || !w.locallyStale(s) {
+			continue
+		}
+		settled := true
+		for _, d := range deps {
+			if k, on := index[d]; on && k > i {
+				settled = false
+				break
+			}
+		}
+		if settled {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 func (w *hostWork) input(s Step) Input {
@@ -334,6 +399,7 @@ func (w *hostWork) step(ctx context.Context, i int, s Step) {
 		return
 	}
 	w.changes++
+	w.changedAt[s.Name()] = w.changes
 	// Counted before a Serial step's turn passes on, so the next host sees
 	// the change.
 	w.run.changed[s.Name()].Add(1)
@@ -344,18 +410,23 @@ func (w *hostWork) step(ctx context.Context, i int, s Step) {
 	}
 	var next []int
 	if i+1 < len(w.steps) {
-		next = []int{i + 1}
+		next = append([]int{i + 1}, w.settledBy(i)...)
 	}
 	w.verifyPending(ctx, nil, next)
 }
 
 // verifyCanWait reports whether the change step i just applied may be
-// verified later, with the next change: the next step must be Independent
-// (its probe and Apply need nothing step i changed) and must not wait for
-// other hosts, and step i must not be Serial (the next host's turn comes
-// only once its change is checked).
+// verified later, with the next change: the next step must depend on no
+// change waiting for its verify (Independent, DependsOn), its probe must
+// be fresh for what it depends on, it must not wait for other hosts, and
+// step i must not be Serial (the next host's turn comes only once its
+// change is checked).
 func (w *hostWork) verifyCanWait(i int) bool {
-	return i+1 < len(w.steps) && !isSerial(w.steps[i]) && canPassUnverified(w.steps[i+1], &w.run.graph)
+	if i+1 >= len(w.steps) || isSerial(w.steps[i]) {
+		return false
+	}
+	next := w.steps[i+1]
+	return !waitsForOthers(next, &w.run.graph) && !w.dependsOnPending(next) && !w.locallyStale(next)
 }
 
 // failedAhead reports whether a finished result waits behind a change

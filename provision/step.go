@@ -106,6 +106,21 @@ type Independent interface {
 	Independent() bool
 }
 
+// DependsOn is implemented by steps whose decision depends on what some
+// earlier steps change, and on nothing else the run changes: daemon.json's
+// defaults come from the dockerd that the packages step installs, not from
+// the proxy drop-in or the sysctl file. DependsOn names those steps. Such
+// a step is probed again only after one of them changed the host, and it
+// may go ahead of the verify of a change it does not depend on, like an
+// Independent step. The verify after the last of the steps it names
+// probes it along (nothing can make that probe stale again), so a change
+// in between costs it no round trip of its own. A step that implements
+// neither depends on every step before it. Every name must be a step that
+// comes earlier in the run's list; Run refuses a list that breaks this.
+type DependsOn interface {
+	DependsOn() []string
+}
+
 // Input is what a step sees of one host: the inventory, the host's facts and
 // the output of the step's own probe snippet.
 type Input struct {

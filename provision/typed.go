@@ -108,6 +108,10 @@ func (t typed[T]) Independent() bool {
 	return false
 }
 
+// inner is the TypedStep itself, for the abilities whose absence means
+// something other than a zero answer (DependsOn).
+func (t typed[T]) inner() any { return t.s }
+
 // ProbedOnce implements ProbedOnce for the steps that have it.
 func (t typed[T]) ProbedOnce() bool {
 	if q, ok := t.s.(ProbedOnce); ok {

@@ -23,6 +23,10 @@ type ContainerdStep struct{}
 // Name implements provision.Step.
 func (ContainerdStep) Name() string { return "runtime/containerd" }
 
+// DependsOn implements provision.DependsOn: config.toml and the installed
+// containerd (its version, its default config) are all it reads.
+func (ContainerdStep) DependsOn() []string { return installSteps }
+
 // AppliesTo implements provision.HostFilter: with cri-dockerd, containerd
 // only serves dockerd and keeps its stock config.
 func (ContainerdStep) AppliesTo(_ *inventory.Host, c *inventory.Cluster) bool {

@@ -33,6 +33,10 @@ const (
 // Name implements provision.Step.
 func (CRIDockerdStep) Name() string { return "runtime/cri-dockerd" }
 
+// DependsOn implements provision.DependsOn: its binary and units are
+// its own; only the package steps could touch what it reads.
+func (CRIDockerdStep) DependsOn() []string { return installSteps }
+
 // AppliesTo implements provision.HostFilter.
 func (CRIDockerdStep) AppliesTo(_ *inventory.Host, c *inventory.Cluster) bool {
 	return c.Kubernetes.CRI == "cri-dockerd"

@@ -25,6 +25,12 @@ type DaemonJSONStep struct{}
 // Name implements provision.Step.
 func (DaemonJSONStep) Name() string { return "runtime/daemon-json" }
 
+// DependsOn implements provision.DependsOn: what it decides comes from
+// daemon.json and the dockerd installed (its defaults, its unit), which
+// only the conflicts and packages steps change; the proxy drop-in, the
+// registries' files and hostprep's settings are not what it reads.
+func (DaemonJSONStep) DependsOn() []string { return installSteps }
+
 // Probe reads daemon.json, the unit's ExecStart where the file has a
 // "hosts" key (a -H flag there forbids it), and what the running dockerd
 // read (see loaded.go). Whether dockerd can validate a file is asked only

@@ -25,3 +25,8 @@ func Steps() []provision.Step {
 		provision.Typed(ServiceStep{}),
 	}
 }
+
+// installSteps are the steps that install or remove packages: what a
+// step that reads an installed binary's defaults depends on (see
+// provision.DependsOn).
+var installSteps = []string{ConflictsStep{}.Name(), PackagesStep{}.Name()}
