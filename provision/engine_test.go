@@ -646,3 +646,32 @@ func TestDependsOnALaterStepIsRefused(t *testing.T) {
 		t.Fatalf("CheckSteps: %v, want both dependencies named", err)
 	}
 }
+
+// Ctrl-C while a change waits for its verify: the host is reported cut in
+// the step that was running, and the change before it as made but not
+// verified, not as failed.
+func TestCancelBehindALateVerify(t *testing.T) {
+	c := testCluster("a")
+	host := newFakeHost("a", map[string]string{"p/first": "bad", "p/slow": "bad", "p/next": "bad"})
+	host.block["p/slow"] = true
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 1)
+	go func() {
+		<-started
+		cancel()
+	}()
+	rep := runEngine(t, ctx, c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true},
+		Options{Mode: ModeApply, Observer: &startObserver{step: "p/slow", started: started},
+			Steps: []Step{&indepStep{keyStep{name: "p/first", want: "good"}}, &indepStep{keyStep{name: "p/slow", want: "good"}},
+				&keyStep{name: "p/next", want: "good"}}})
+	h := rep.Hosts[0]
+	if h.Interrupted != "p/slow" {
+		t.Errorf("Interrupted = %q, want p/slow", h.Interrupted)
+	}
+	if diff := cmp.Diff(map[string]Status{"p/first": StatusChanged, "p/slow": StatusFailed, "p/next": StatusSkipped}, statuses(h)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if w := h.Steps[0].Warnings; len(w) != 1 || !strings.Contains(w[0], "not verified") {
+		t.Errorf("p/first's warnings %q, want one saying it was not verified", w)
+	}
+}

@@ -165,13 +165,22 @@ func (h lockingHost) Start(ctx context.Context, cmd transport.Command) (Process,
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	p := &fakeProcess{stdin: inW, stdout: outR, done: make(chan struct{})}
+	// As the transport kills a started session when ctx ends.
+	go func() {
+		select {
+		case <-ctx.Done():
+			inR.CloseWithError(ctx.Err())
+			outW.CloseWithError(ctx.Err())
+		case <-p.done:
+		}
+	}()
 	go func() {
 		defer close(p.done)
 		defer outW.Close()
 		rd := bufio.NewReader(inR)
 		for {
 			req, err := rd.ReadString('\n')
-			if err != nil {
+			if err != nil || ctx.Err() != nil {
 				return
 			}
 			var n int

@@ -462,13 +462,21 @@ func (w *hostWork) verifyPending(ctx context.Context, must, fresh []int) (held b
 	err = w.reprobe(ctx, verify, fresh)
 	took := w.run.now().Sub(probeStart)
 	held = err == nil
+	// An interrupted run cannot verify: its changes were made, and the
+	// report says so and that nobody checked them; the step that was
+	// running when the interrupt came is the one reported as cut.
+	interrupted := err != nil && ctx.Err() != nil
 	for _, p := range pending {
 		verifyErr := err
 		if verifyErr == nil {
 			verifyErr = w.verified(p.step)
 		}
 		st := StatusChanged
-		if verifyErr != nil {
+		switch {
+		case interrupted:
+			p.res.sr.Warnings = append(p.res.sr.Warnings, "applied but not verified: the run was interrupted before its verify")
+			verifyErr = nil
+		case verifyErr != nil:
 			st, held = StatusFailed, false
 		}
 		p.res.done(w.finishTook(p.res.sr, p.start, p.took+took, st, verifyErr))
