@@ -86,6 +86,9 @@ func measureScale(ctx context.Context, c config, n int, keep bool) (*row, error)
 		return r, err
 	}
 	timed := func(into *[]figures, run func() (float64, error)) error {
+		if err := waitIdle(ctx, l); err != nil {
+			return err
+		}
 		before, err := hostsCPU()
 		if err != nil {
 			return err
