@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -81,32 +82,55 @@ func (h *benchHost) WriteFile(ctx context.Context, path string, data []byte, _ t
 
 func (h *benchHost) Close() error { return nil }
 
-// benchLockingHost also holds the run lock and takes the run log, as a
-// real connection does in apply.
+// benchLockingHost also holds the run lock, runs the apply's probes and
+// takes the run log, speaking the lock session's protocol as a real
+// connection's lock shell does (see lockShell): requests on stdin,
+// "probe N" and a script of N bytes, or "log" and the log.
 type benchLockingHost struct{ *benchHost }
 
-func (h benchLockingHost) Start(ctx context.Context, cmd transport.Command) (Process, error) {
-	res, err := h.Run(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
+func (h benchLockingHost) Start(_ context.Context, cmd transport.Command) (Process, error) {
 	token := lockTokenRE.FindStringSubmatch(cmd.Line)[1]
-	out := append(res.Stdout, token+" probed\n"...)
-	return &benchProcess{stdout: strings.NewReader(string(out))}, nil
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	p := &benchProcess{stdin: inW, stdout: outR, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		defer outW.Close()
+		rd := bufio.NewReader(inR)
+		for {
+			req, err := rd.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if req == "log\n" {
+				io.Copy(io.Discard, rd)
+				return
+			}
+			var n int
+			if _, err := fmt.Sscanf(req, "probe %d\n", &n); err != nil {
+				outW.CloseWithError(fmt.Errorf("bench: bad request %q", req))
+				return
+			}
+			script := make([]byte, n)
+			if _, err := io.ReadFull(rd, script); err != nil {
+				return
+			}
+			io.WriteString(outW, h.answer(string(script))+token+" probed\n")
+		}
+	}()
+	return p, nil
 }
 
-type benchProcess struct{ stdout *strings.Reader }
+type benchProcess struct {
+	stdin  *io.PipeWriter
+	stdout *io.PipeReader
+	done   chan struct{}
+}
 
 func (p *benchProcess) Stdout() io.Reader     { return p.stdout }
-func (p *benchProcess) Stdin() io.WriteCloser { return discardCloser{} }
-func (p *benchProcess) Wait() error           { return nil }
-func (p *benchProcess) Close() error          { return nil }
-
-// discardCloser takes the run log and drops it.
-type discardCloser struct{}
-
-func (discardCloser) Write(b []byte) (int, error) { return len(b), nil }
-func (discardCloser) Close() error                { return nil }
+func (p *benchProcess) Stdin() io.WriteCloser { return p.stdin }
+func (p *benchProcess) Wait() error           { <-p.done; return nil }
+func (p *benchProcess) Close() error          { return p.stdin.Close() }
 
 type benchDialer struct{ hosts map[string]*benchHost }
 
@@ -181,5 +205,33 @@ func BenchmarkEngine1000Hosts(b *testing.B) {
 			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/perHost, "allocs/host")
 			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/perHost, "B/host")
 		})
+	}
+}
+
+// The benchmark's world must keep working as the engine changes (a
+// benchmark is not run by `go test`, and a broken one measures nothing):
+// every mode runs clean over it, and a fresh apply changes every step on
+// every host.
+func TestEngineBenchWorldRuns(t *testing.T) {
+	for _, tc := range []struct {
+		mode      Mode
+		converged bool
+		want      Status
+	}{{ModePlan, true, StatusUnchanged}, {ModeApply, true, StatusUnchanged}, {ModeApply, false, StatusChanged}} {
+		c, steps, d := benchWorld(tc.converged)
+		rep, err := Run(context.Background(), c, d, Options{Mode: tc.mode, Steps: steps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range rep.Hosts {
+			if h.Error != "" || len(h.Steps) != len(benchStepNames) {
+				t.Fatalf("%s converged=%v: %s: error %q, %d steps", tc.mode, tc.converged, h.Name, h.Error, len(h.Steps))
+			}
+			for _, s := range h.Steps {
+				if s.Status != tc.want {
+					t.Fatalf("%s converged=%v: %s %s is %s, want %s", tc.mode, tc.converged, h.Name, s.Name, s.Status, tc.want)
+				}
+			}
+		}
 	}
 }
