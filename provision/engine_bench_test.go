@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -95,28 +94,9 @@ func (h benchLockingHost) Start(_ context.Context, cmd transport.Command) (Proce
 	p := &benchProcess{stdin: inW, stdout: outR, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		defer outW.Close()
-		rd := bufio.NewReader(inR)
-		for {
-			req, err := rd.ReadString('\n')
-			if err != nil {
-				return
-			}
-			if req == "log\n" {
-				io.Copy(io.Discard, rd)
-				return
-			}
-			var n int
-			if _, err := fmt.Sscanf(req, "probe %d\n", &n); err != nil {
-				outW.CloseWithError(fmt.Errorf("bench: bad request %q", req))
-				return
-			}
-			script := make([]byte, n)
-			if _, err := io.ReadFull(rd, script); err != nil {
-				return
-			}
-			io.WriteString(outW, h.answer(string(script))+token+" probed\n")
-		}
+		serveLockSession(inR, outW, token, func(script string) (string, bool) {
+			return h.answer(script), true
+		}, func([]byte) {})
 	}()
 	return p, nil
 }

@@ -176,41 +176,53 @@ func (h lockingHost) Start(ctx context.Context, cmd transport.Command) (Process,
 	}()
 	go func() {
 		defer close(p.done)
-		defer outW.Close()
-		rd := bufio.NewReader(inR)
-		for {
-			req, err := rd.ReadString('\n')
-			if err != nil || ctx.Err() != nil {
-				return
+		serveLockSession(inR, outW, token, func(script string) (string, bool) {
+			if ctx.Err() != nil {
+				return "", false
 			}
-			var n int
-			switch {
-			case req == "log\n":
-				b, _ := io.ReadAll(rd)
-				h.mu.Lock()
-				h.runLog.Write(b)
-				h.mu.Unlock()
-				return
-			case strings.HasPrefix(req, "probe "):
-				if _, err := fmt.Sscanf(req, "probe %d\n", &n); err != nil {
-					panic("fake: bad request " + req)
-				}
-			default:
-				panic("fake: bad request " + req)
-			}
-			b := make([]byte, n)
-			if _, err := io.ReadFull(rd, b); err != nil {
-				return
-			}
-			res, err := h.Run(ctx, transport.Command{Line: vars + strings.TrimSuffix(string(b), "\n#")})
-			if err != nil {
-				return
-			}
-			outW.Write(res.Stdout)
-			fmt.Fprintf(outW, "%s probed\n", token)
-		}
+			res, err := h.Run(ctx, transport.Command{Line: vars + strings.TrimSuffix(script, "\n#")})
+			return string(res.Stdout), err == nil
+		}, func(log []byte) {
+			h.mu.Lock()
+			h.runLog.Write(log)
+			h.mu.Unlock()
+		})
 	}()
 	return p, nil
+}
+
+// serveLockSession answers a lock session's requests as the lock shell
+// does (see lockShell): "probe N" and a script of N bytes, answered by
+// probe and the token's "probed" line, until probe says stop; or "log"
+// and the run log, handed to log. It closes out when it ends.
+func serveLockSession(in io.Reader, out *io.PipeWriter, token string, probe func(script string) (string, bool), log func([]byte)) {
+	defer out.Close()
+	rd := bufio.NewReader(in)
+	for {
+		req, err := rd.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if req == "log\n" {
+			b, _ := io.ReadAll(rd)
+			log(b)
+			return
+		}
+		var n int
+		if _, err := fmt.Sscanf(req, "probe %d\n", &n); err != nil {
+			out.CloseWithError(fmt.Errorf("fake: bad request %q", req))
+			return
+		}
+		script := make([]byte, n)
+		if _, err := io.ReadFull(rd, script); err != nil {
+			return
+		}
+		answer, ok := probe(string(script))
+		if !ok {
+			return
+		}
+		io.WriteString(out, answer+token+" probed\n")
+	}
 }
 
 type fakeProcess struct {
