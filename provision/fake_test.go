@@ -165,18 +165,10 @@ func (h lockingHost) Start(ctx context.Context, cmd transport.Command) (Process,
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	p := &fakeProcess{stdin: inW, stdout: outR, done: make(chan struct{})}
-	// As the transport kills a started session when ctx ends.
-	go func() {
-		select {
-		case <-ctx.Done():
-			inR.CloseWithError(ctx.Err())
-			outW.CloseWithError(ctx.Err())
-		case <-p.done:
-		}
-	}()
 	go func() {
 		defer close(p.done)
 		serveLockSession(inR, outW, token, func(script string) (string, bool) {
+			// As the transport ends a started session with its context.
 			if ctx.Err() != nil {
 				return "", false
 			}

@@ -467,16 +467,17 @@ func (w *hostWork) verifyPending(ctx context.Context, must, fresh []int) (held b
 	// running when the interrupt came is the one reported as cut.
 	interrupted := err != nil && ctx.Err() != nil
 	for _, p := range pending {
-		verifyErr := err
-		if verifyErr == nil {
-			verifyErr = w.verified(p.step)
-		}
-		st := StatusChanged
+		var verifyErr error
 		switch {
 		case interrupted:
 			p.res.sr.Warnings = append(p.res.sr.Warnings, "applied but not verified: the run was interrupted before its verify")
-			verifyErr = nil
-		case verifyErr != nil:
+		case err != nil:
+			verifyErr = err
+		default:
+			verifyErr = w.verified(p.step)
+		}
+		st := StatusChanged
+		if verifyErr != nil {
 			st, held = StatusFailed, false
 		}
 		p.res.done(w.finishTook(p.res.sr, p.start, p.took+took, st, verifyErr))
