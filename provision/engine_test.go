@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kprep/kprep/provision/facts"
 	"github.com/kprep/kprep/provision/inventory"
 	"github.com/kprep/kprep/provision/transport"
 )
@@ -414,6 +415,34 @@ func TestProbesRecordOnlyUnderTheLock(t *testing.T) {
 		want := map[Mode][2]int{ModeApply: {2, 2}, ModePlan: {1, 0}}[mode]
 		if probes != want[0] || recording != want[1] {
 			t.Errorf("%s: %d probes, %d of them recording; want %d and %d", mode, probes, recording, want[0], want[1])
+		}
+	}
+}
+
+// An apply that changed a host records the runtimes' versions before it
+// lets the lock go (so the next run's facts need not ask the programs); a
+// converged apply sends no such script.
+func TestApplyRecordsVersionsOnlyWhereItChanged(t *testing.T) {
+	c := testCluster("a")
+	for _, tc := range []struct {
+		state  string
+		record bool
+	}{{"bad", true}, {"good", false}} {
+		host := newFakeHost("a", map[string]string{"p/one": tc.state})
+		steps := []Step{&keyStep{name: "p/one", want: "good"}}
+		runEngine(t, context.Background(), c, &fakeDialer{hosts: map[string]*fakeHost{"a": host}, locking: true}, Options{Mode: ModeApply, Steps: steps})
+		host.mu.Lock()
+		cmds := slices.Clone(host.commands)
+		host.mu.Unlock()
+		recorded := slices.IndexFunc(cmds, func(l string) bool { return strings.HasSuffix(l, facts.RecordVersions) })
+		switch {
+		case tc.record && recorded != len(cmds)-1:
+			t.Errorf("p/one %s: the versions were recorded at command %d of %d, want last (after the verify):\n%s", tc.state, recorded, len(cmds), strings.Join(cmds, "\n---\n"))
+		case !tc.record && recorded >= 0:
+			t.Errorf("p/one %s: a converged apply recorded the versions", tc.state)
+		}
+		if !strings.Contains(host.runLog.String(), `"p/one"`) {
+			t.Errorf("p/one %s: no run log after the last script: %q", tc.state, host.runLog.String())
 		}
 	}
 }

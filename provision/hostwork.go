@@ -589,11 +589,17 @@ func (w *hostWork) interrupted(s Step, i int, err error) {
 }
 
 // close writes the run log through the lock session and lets the lock go.
+// On a host the run changed, it first records the versions of the
+// runtimes the run may have installed (facts.RecordVersions).
 func (w *hostWork) close() {
 	if w.lock == nil {
 		return
 	}
-	w.lock.close(runLogLine(w.run.now(), w.run.opts.Mode, w.log))
+	last := ""
+	if w.changes > 0 {
+		last = facts.RecordVersions
+	}
+	w.lock.close(last, runLogLine(w.run.now(), w.run.opts.Mode, w.log))
 }
 
 func summaries(cs []Change) []string {

@@ -157,9 +157,19 @@ func (l *lockSession) probe(script string) (string, error) {
 	}
 }
 
-// close appends the run log and lets the lock go.
-func (l *lockSession) close(log []byte) {
+// close runs a last script when one is given (its output is not read:
+// it only updates kprep's records), appends the run log and lets the lock
+// go. The shell takes the requests in order, so the log is written after
+// the script has run, and closing stdin waits for neither.
+func (l *lockSession) close(last string, log []byte) {
 	in := l.p.Stdin()
+	// The script's answer, and anything else the shell prints, is read
+	// and dropped, so no write of the shell's waits for a reader.
+	go io.Copy(io.Discard, l.rd)
+	if last != "" {
+		payload := last + "\n#"
+		io.WriteString(in, fmt.Sprintf("probe %d\n%s", len(payload), payload))
+	}
 	io.WriteString(in, "log\n")
 	in.Write(log)
 	in.Close()

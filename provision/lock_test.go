@@ -112,7 +112,7 @@ func TestLockSessionRunsProbesThenTakesTheRunLog(t *testing.T) {
 			if _, _, err := lockAndProbeIn(context.Background(), other, dir, probeToken(), "echo hi", "probe"); !errors.Is(err, errLocked) {
 				t.Errorf("a second session got %v, want the lock refused", err)
 			}
-			l.close([]byte("{\"run\":1}\n"))
+			l.close("", []byte("{\"run\":1}\n"))
 			log, err := os.ReadFile(filepath.Join(dir, "run.log"))
 			if err != nil || string(log) != "{\"run\":1}\n" {
 				t.Errorf("run.log %q, %v", log, err)
@@ -122,7 +122,7 @@ func TestLockSessionRunsProbesThenTakesTheRunLog(t *testing.T) {
 			if err != nil || out != "hi\n" {
 				t.Fatalf("after the release: %q, %v", out, err)
 			}
-			next.close(nil)
+			next.close("", nil)
 		})
 	}
 }
@@ -170,5 +170,5 @@ func TestLockSessionProbeTimesOut(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 100ms") {
 		t.Errorf("a hung probe returned %v", err)
 	}
-	l.close(nil)
+	l.close("", nil)
 }

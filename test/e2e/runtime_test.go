@@ -67,6 +67,14 @@ func TestRuntimeFreshHosts(t *testing.T) {
 	for _, h := range l.Hosts() {
 		t.Run(h.Name, func(t *testing.T) {
 			checkDockerVersion(t, l, h.Name, lab.DockerVersion)
+			// The apply recorded what it installed, so the next run's
+			// facts need not ask dockerd and containerd again.
+			for _, prog := range []string{"dockerd", "containerd"} {
+				id := hostSh(t, l, h.Name, "stat -Lc '%n %d:%i:%s:%Y' \"$(command -v "+prog+")\"")
+				if rec := hostSh(t, l, h.Name, "cat /var/lib/kprep/versions"); !strings.Contains(rec, strings.TrimSpace(id)+" ") {
+					t.Errorf("%s: the versions record has no line for %s after the apply:\n%s", h.Name, id, rec)
+				}
+			}
 			info := readDockerInfo(t, l, h.Name)
 			if !contains(info.RegistryConfig.Mirrors, "http://"+l.RegistryAddr()+"/") {
 				t.Errorf("docker info mirrors = %v, want the lab registry", info.RegistryConfig.Mirrors)
