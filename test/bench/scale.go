@@ -56,7 +56,18 @@ func measureScale(ctx context.Context, c config, n int, keep bool) (*row, error)
 	r.Fresh = res.fresh()
 	// The run after must find nothing to do: it is what the timed runs
 	// measure.
-	if res, err := k.run(ctx, "apply"); err != nil {
+	res, err = k.run(ctx, "apply")
+	if err != nil && res.report.onlyConnectFailures() {
+		// At 200 hosts on 2 cores, hosts that have just started their
+		// daemons can take longer to log in than the inventory's
+		// connectTimeout: try once more when they have settled.
+		logf("%d hosts: second apply could not reach some hosts (%v); again once the hosts are idle", n, err)
+		if err := waitIdle(ctx, l); err != nil {
+			return r, err
+		}
+		res, err = k.run(ctx, "apply")
+	}
+	if err != nil {
 		return r, fmt.Errorf("second apply: %w", err)
 	} else if moved := res.notUnchanged(); len(moved) > 0 {
 		return r, fmt.Errorf("the apply after the first changed %s: the hosts do not converge", strings.Join(moved, ", "))
@@ -226,9 +237,50 @@ func (k kprepRunner) run(ctx context.Context, command string) (kprepResult, erro
 		err = jerr
 	}
 	if err != nil {
+		if failed := res.report.failures(); len(failed) > 0 {
+			return res, fmt.Errorf("kprep %s: %v: %s", command, err, strings.Join(failed, "; "))
+		}
 		return res, fmt.Errorf("kprep %s: %v\n%s%s", command, err, tail(stdout.String()), tail(stderr.String()))
 	}
 	return res, nil
+}
+
+// failures names each host that failed with its error, or its failed
+// step's: the report of 200 hosts is too long for its tail to show them.
+func (r kprepReport) failures() []string {
+	var out []string
+	for _, h := range r.Hosts {
+		if h.Error != "" {
+			out = append(out, h.Name+": "+h.Error)
+		}
+		for _, s := range h.Steps {
+			if s.Status == "failed" {
+				out = append(out, h.Name+" "+s.Name+": "+s.Error)
+			}
+		}
+	}
+	return out
+}
+
+// onlyConnectFailures says whether every failure in the report is a host
+// kprep could not connect to (a host still busy starting its daemons
+// after the first apply, on a loaded machine).
+func (r kprepReport) onlyConnectFailures() bool {
+	n := 0
+	for _, h := range r.Hosts {
+		for _, s := range h.Steps {
+			if s.Status == "failed" {
+				return false
+			}
+		}
+		if h.Error != "" {
+			if !strings.HasPrefix(h.Error, "connect: ") {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
 
 // watchPeakRSS follows a process's peak resident memory (VmHWM) until
