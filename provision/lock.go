@@ -162,6 +162,9 @@ func (l *lockSession) probe(script string) (string, error) {
 // go. The shell takes the requests in order, so the log is written after
 // the script has run, and closing stdin waits for neither.
 func (l *lockSession) close(last string, log []byte) {
+	// Bounded as a probe is: the script asks programs for their versions.
+	timer := time.AfterFunc(l.timeout, func() { l.end(errProbeTimeout) })
+	defer timer.Stop()
 	in := l.p.Stdin()
 	// The script's answer, and anything else the shell prints, is read
 	// and dropped, so no write of the shell's waits for a reader.

@@ -112,10 +112,14 @@ func TestLockSessionRunsProbesThenTakesTheRunLog(t *testing.T) {
 			if _, _, err := lockAndProbeIn(context.Background(), other, dir, probeToken(), "echo hi", "probe"); !errors.Is(err, errLocked) {
 				t.Errorf("a second session got %v, want the lock refused", err)
 			}
-			l.close("", []byte("{\"run\":1}\n"))
+			// A last script runs, its output dropped, before the log.
+			l.close(`echo noise; echo "$kprep_recording" >`+filepath.Join(dir, "last"), []byte("{\"run\":1}\n"))
 			log, err := os.ReadFile(filepath.Join(dir, "run.log"))
 			if err != nil || string(log) != "{\"run\":1}\n" {
 				t.Errorf("run.log %q, %v", log, err)
+			}
+			if last, err := os.ReadFile(filepath.Join(dir, "last")); err != nil || string(last) != "1\n" {
+				t.Errorf("the last script left %q, %v; want it run under the lock", last, err)
 			}
 			// Released: the next run takes it.
 			next, out, err := lockAndProbeIn(context.Background(), other, dir, probeToken(), "echo hi", "probe")
@@ -155,9 +159,10 @@ func TestLockSessionRefusesAScriptCutShort(t *testing.T) {
 	}
 }
 
-// A probe that hangs ends the session after the timeout, with an error
-// that says so, instead of holding the run forever.
-func TestLockSessionProbeTimesOut(t *testing.T) {
+// shortLockSession is a lock session in a local shell whose requests
+// time out after 100 ms.
+func shortLockSession(t *testing.T) *lockSession {
+	t.Helper()
 	if _, err := exec.LookPath("flock"); err != nil {
 		t.Skip("no flock")
 	}
@@ -166,9 +171,29 @@ func TestLockSessionProbeTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.timeout = 100 * time.Millisecond
-	_, err = l.probe("sleep 600")
+	return l
+}
+
+// A probe that hangs ends the session after the timeout, with an error
+// that says so, instead of holding the run forever.
+func TestLockSessionProbeTimesOut(t *testing.T) {
+	l := shortLockSession(t)
+	_, err := l.probe("sleep 600")
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 100ms") {
 		t.Errorf("a hung probe returned %v", err)
 	}
 	l.close("", nil)
+}
+
+// A last script that hangs does not hold the run: close ends the session
+// after the probe timeout.
+func TestLockSessionCloseTimesOut(t *testing.T) {
+	l := shortLockSession(t)
+	closed := make(chan struct{})
+	go func() { l.close("sleep 600", nil); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("close waited for a hung last script")
+	}
 }
