@@ -3,7 +3,6 @@ package provision
 import (
 	"context"
 	"fmt"
-	"io"
 	"runtime"
 	"strings"
 	"sync"
@@ -89,28 +88,10 @@ type benchLockingHost struct{ *benchHost }
 
 func (h benchLockingHost) Start(_ context.Context, cmd transport.Command) (Process, error) {
 	token := lockTokenRE.FindStringSubmatch(cmd.Line)[1]
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	p := &benchProcess{stdin: inW, stdout: outR, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		serveLockSession(inR, outW, token, func(script string) (string, bool) {
-			return h.answer(script), true
-		}, func([]byte) {})
-	}()
-	return p, nil
+	return lockSessionProcess(token, func(script string) (string, bool) {
+		return h.answer(script), true
+	}, func([]byte) {}), nil
 }
-
-type benchProcess struct {
-	stdin  *io.PipeWriter
-	stdout *io.PipeReader
-	done   chan struct{}
-}
-
-func (p *benchProcess) Stdout() io.Reader     { return p.stdout }
-func (p *benchProcess) Stdin() io.WriteCloser { return p.stdin }
-func (p *benchProcess) Wait() error           { <-p.done; return nil }
-func (p *benchProcess) Close() error          { return p.stdin.Close() }
 
 type benchDialer struct{ hosts map[string]*benchHost }
 

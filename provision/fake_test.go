@@ -162,34 +162,40 @@ func (h lockingHost) Start(ctx context.Context, cmd transport.Command) (Process,
 		vars = "kprep_recording=1\n"
 	}
 	token := lockTokenRE.FindStringSubmatch(cmd.Line)[1]
+	return lockSessionProcess(token, func(script string) (string, bool) {
+		// As the transport ends a started session with its context.
+		if ctx.Err() != nil {
+			return "", false
+		}
+		line := vars + strings.TrimSuffix(script, "\n#")
+		if !sectionRE.MatchString(line) {
+			// A script that only updates kprep's records on the host
+			// (facts.RecordVersions): the fake has none.
+			h.mu.Lock()
+			h.commands = append(h.commands, line)
+			h.mu.Unlock()
+			return "", true
+		}
+		res, err := h.Run(ctx, transport.Command{Line: line})
+		return string(res.Stdout), err == nil
+	}, func(log []byte) {
+		h.mu.Lock()
+		h.runLog.Write(log)
+		h.mu.Unlock()
+	}), nil
+}
+
+// lockSessionProcess is a started lock session as a fake Starter returns
+// it: serveLockSession behind a pair of pipes, ended when it returns.
+func lockSessionProcess(token string, probe func(script string) (string, bool), log func([]byte)) *fakeProcess {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	p := &fakeProcess{stdin: inW, stdout: outR, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		serveLockSession(inR, outW, token, func(script string) (string, bool) {
-			// As the transport ends a started session with its context.
-			if ctx.Err() != nil {
-				return "", false
-			}
-			line := vars + strings.TrimSuffix(script, "\n#")
-			if !sectionRE.MatchString(line) {
-				// A script that only updates kprep's records on the
-				// host (facts.RecordVersions): the fake has none.
-				h.mu.Lock()
-				h.commands = append(h.commands, line)
-				h.mu.Unlock()
-				return "", true
-			}
-			res, err := h.Run(ctx, transport.Command{Line: line})
-			return string(res.Stdout), err == nil
-		}, func(log []byte) {
-			h.mu.Lock()
-			h.runLog.Write(log)
-			h.mu.Unlock()
-		})
+		serveLockSession(inR, outW, token, probe, log)
 	}()
-	return p, nil
+	return p
 }
 
 // serveLockSession answers a lock session's requests as the lock shell

@@ -160,7 +160,7 @@ func (l *lockSession) probe(script string) (string, error) {
 // close runs a last script when one is given (its output is not read:
 // it only updates kprep's records), appends the run log and lets the lock
 // go. The shell takes the requests in order, so the log is written after
-// the script has run, and closing stdin waits for neither.
+// the script has run; only the shell's exit is waited for.
 func (l *lockSession) close(last string, log []byte) {
 	// Bounded as a probe is: the script asks programs for their versions.
 	timer := time.AfterFunc(l.timeout, func() { l.end(errProbeTimeout) })

@@ -268,19 +268,11 @@ func (r kprepReport) failures() []string {
 func (r kprepReport) onlyConnectFailures() bool {
 	n := 0
 	for _, h := range r.Hosts {
-		for _, s := range h.Steps {
-			if s.Status == "failed" {
-				return false
-			}
-		}
-		if h.Error != "" {
-			if !strings.HasPrefix(h.Error, "connect: ") {
-				return false
-			}
+		if strings.HasPrefix(h.Error, "connect: ") {
 			n++
 		}
 	}
-	return n > 0
+	return n > 0 && n == len(r.failures())
 }
 
 // watchPeakRSS follows a process's peak resident memory (VmHWM) until
