@@ -72,12 +72,12 @@ func TestSummarizeStoppedRow(t *testing.T) {
 	if r.Floor.Wall != 33.5 || r.Plan.Wall != 38 || r.Apply.Wall != 36 || r.PlanRatio != 38/33.5 || r.RSSMiB != 62 || r.RSSPerHost != 62*1024/200.0 {
 		t.Errorf("summarized %+v", r)
 	}
-	if r.AnsibleRatio != 0 || r.AnsibleCPURatio != 0 {
-		t.Errorf("no Ansible sample, yet ratios %v and %v", r.AnsibleRatio, r.AnsibleCPURatio)
+	if r.AnsibleRatio != 0 || r.AnsibleCPURatio != 0 || r.AnsibleFloorRatio != 0 {
+		t.Errorf("no Ansible sample, yet ratios %v, %v and %v", r.AnsibleRatio, r.AnsibleCPURatio, r.AnsibleFloorRatio)
 	}
 	r.Samples.Ansible = []figures{{Wall: 1190, ClientCPU: 473, HostsCPU: 1456}}
 	r.summarize(nil, true)
-	if r.AnsibleRatio != 1190/36.0 || r.AnsibleCPURatio != (473+1456)/59.0 {
-		t.Errorf("Ansible ratios %v and %v", r.AnsibleRatio, r.AnsibleCPURatio)
+	if r.AnsibleRatio != 1190/36.0 || r.AnsibleCPURatio != (473+1456)/59.0 || r.AnsibleFloorRatio != 1190/33.5 {
+		t.Errorf("Ansible ratios %v, %v and %v", r.AnsibleRatio, r.AnsibleCPURatio, r.AnsibleFloorRatio)
 	}
 }

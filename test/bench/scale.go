@@ -170,9 +170,10 @@ func (r *row) summarize(rss []int64, withAnsible bool) {
 		return a / b
 	}
 	r.PlanRatio, r.ApplyRatio = ratio(r.Plan.Wall, r.Floor.Wall), ratio(r.Apply.Wall, r.Floor.Wall)
-	r.AnsibleRatio, r.AnsibleCPURatio = 0, 0
+	r.AnsibleRatio, r.AnsibleCPURatio, r.AnsibleFloorRatio = 0, 0, 0
 	if withAnsible {
 		r.AnsibleRatio = ratio(r.Ansible.Wall, r.Apply.Wall)
+		r.AnsibleFloorRatio = ratio(r.Ansible.Wall, r.Floor.Wall)
 		r.AnsibleCPURatio = ratio(r.Ansible.ClientCPU+r.Ansible.HostsCPU, r.Apply.ClientCPU+r.Apply.HostsCPU)
 	}
 	if len(rss) > 0 {
