@@ -195,3 +195,35 @@ func TestRandomTokenIsABootstrapToken(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyWaitsForEveryCoreDNSReplicaWhenProbedBeforeInit: a fresh
+// cluster's probe precedes kubeadm init, so the step does not know the
+// replicas; Available alone is met with one of two, and the verify after
+// the wait asked for both (TestKubeCluster failed so on a warm CI run).
+func TestReadyWaitsForEveryCoreDNSReplicaWhenProbedBeforeInit(t *testing.T) {
+	c := cluster()
+	in := inputFor(c, 0, "node_rc=0\nnode=192.168.77.11 |True|KubeletReady\n")
+	changes := mustDiff(t, ReadyStep{}, in)
+	if len(changes) != 1 || changes[0].Data.Replicas != "" {
+		t.Fatalf("before init: %+v", changes)
+	}
+	get := kubectl(adminConf, "-n", "kube-system", "get", "deployment", "coredns", "-o", "jsonpath={.spec.replicas}")
+	host := &steptest.FakeHost{Replies: map[string]string{get: "2"}}
+	apply(t, ReadyStep{}, in, changes, host)
+	var waits []string
+	for _, line := range host.Ran {
+		if strings.Contains(line, " wait ") {
+			waits = append(waits, line)
+		}
+	}
+	if len(waits) != 2 || !strings.Contains(waits[0], "--for=condition=Available") || !strings.Contains(waits[1], "--for=jsonpath={.status.availableReplicas}=2") {
+		t.Errorf("waits: %q (ran %q)", waits, host.Ran)
+	}
+	// Known replicas: one wait for all of them, no extra read.
+	host = &steptest.FakeHost{}
+	changes = mustDiff(t, ReadyStep{}, inputFor(c, 0, "node_rc=0\nnode=192.168.77.11 |True|KubeletReady\ncoredns=1/2\n"))
+	apply(t, ReadyStep{}, in, changes, host)
+	if len(host.Ran) != 1 || !strings.Contains(host.Ran[0], "availableReplicas}=2") {
+		t.Errorf("known replicas ran %q", host.Ran)
+	}
+}

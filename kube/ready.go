@@ -113,25 +113,52 @@ func (ReadyStep) Apply(ctx context.Context, t provision.Target, in provision.Inp
 	c, h := in.Cluster, in.Host
 	timeout := c.Kubernetes.ReadyTimeout
 	kubeconfig := kubeconfigOf(c, h)
+	// kubectl wait's own --timeout ends it; the command's bound is a
+	// little longer so that its message, not ours, says what happened.
+	wait := func(line string) error {
+		_, err := t.Run(ctx, transport.Command{Line: strings.Replace(line, "--request-timeout="+kubectlTimeout, "--request-timeout=0", 1),
+			Timeout: timeout + time.Minute})
+		return err
+	}
 	for _, ch := range changes {
-		var wait string
+		var err error
 		switch {
 		case ch.Data.Node:
-			wait = kubectl(kubeconfig, "wait", "--for=condition=Ready", "node/"+h.Name, "--timeout="+timeout.String())
+			err = wait(kubectl(kubeconfig, "wait", "--for=condition=Ready", "node/"+h.Name, "--timeout="+timeout.String()))
 		case ch.Data.CoreDNS:
 			// wait, not rollout status: a Deployment past its progress
 			// deadline (pods waiting for a CNI longer than 10 minutes)
 			// makes rollout status fail at once, even as its pods come up.
-			wait = kubectl(adminConf, "-n", "kube-system", "wait", coreDNSCondition(ch.Data.Replicas), "deployment/coredns", "--timeout="+timeout.String())
+			coreDNSWait := func(replicas string) error {
+				return wait(kubectl(adminConf, "-n", "kube-system", "wait", coreDNSCondition(replicas), "deployment/coredns", "--timeout="+timeout.String()))
+			}
+			err = coreDNSWait(ch.Data.Replicas)
+			if err == nil && coreDNSCondition(ch.Data.Replicas) == coreDNSCondition("") {
+				// Probed before the Deployment existed (a fresh cluster's
+				// probe precedes kubeadm init): Available is met with one
+				// of two replicas, and the verify asks for all of them.
+				err = waitAllCoreDNSReplicas(ctx, t, coreDNSWait)
+			}
 		}
-		// kubectl wait's own --timeout ends it; the command's bound is a
-		// little longer so that its message, not ours, says what happened.
-		if _, err := t.Run(ctx, transport.Command{Line: strings.Replace(wait, "--request-timeout="+kubectlTimeout, "--request-timeout=0", 1),
-			Timeout: timeout + time.Minute}); err != nil {
+		if err != nil {
 			return fmt.Errorf("%w\n%s", err, whyNotReady(ctx, t, c, h))
 		}
 	}
 	return nil
+}
+
+// waitAllCoreDNSReplicas reads how many replicas CoreDNS's Deployment
+// wants, now that it exists, and waits until that many are available.
+func waitAllCoreDNSReplicas(ctx context.Context, t provision.Executor, wait func(replicas string) error) error {
+	res, err := t.Run(ctx, transport.Command{Line: kubectl(adminConf, "-n", "kube-system", "get", "deployment", "coredns", "-o", "jsonpath={.spec.replicas}")})
+	if err != nil {
+		return err
+	}
+	replicas := strings.TrimSpace(string(res.Stdout))
+	if n, convErr := strconv.Atoi(replicas); convErr != nil || n <= 0 {
+		return nil // scaled to zero or unreadable: Available is all there is to wait for
+	}
+	return wait(replicas)
 }
 
 // whyNotReady collects what tells why a node is not Ready: its conditions,
