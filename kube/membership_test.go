@@ -196,16 +196,16 @@ func TestRandomTokenIsABootstrapToken(t *testing.T) {
 	}
 }
 
-// TestReadyWaitsForEveryCoreDNSReplicaWhenProbedBeforeInit: a fresh
-// cluster's probe precedes kubeadm init, so the step does not know the
-// replicas; Available alone is met with one of two, and the verify after
-// the wait asked for both (TestKubeCluster failed so on a warm CI run).
-func TestReadyWaitsForEveryCoreDNSReplicaWhenProbedBeforeInit(t *testing.T) {
+// TestReadyWaitsForEveryCoreDNSReplicaWhenReplicasUnknown: a probe that
+// did not see CoreDNS's Deployment leaves the replicas unknown; Available
+// alone is met with one of two, and the verify after the wait asked for
+// both (TestKubeCluster failed so on a warm CI run).
+func TestReadyWaitsForEveryCoreDNSReplicaWhenReplicasUnknown(t *testing.T) {
 	c := cluster()
 	in := inputFor(c, 0, "node_rc=0\nnode=192.168.77.11 |True|KubeletReady\n")
 	changes := mustDiff(t, ReadyStep{}, in)
 	if len(changes) != 1 || changes[0].Data.Replicas != "" {
-		t.Fatalf("before init: %+v", changes)
+		t.Fatalf("no Deployment seen: %+v", changes)
 	}
 	get := kubectl(adminConf, "-n", "kube-system", "get", "deployment", "coredns", "-o", "jsonpath={.spec.replicas}")
 	host := &steptest.FakeHost{Replies: map[string]string{get: "2"}}

@@ -94,10 +94,17 @@ func (ReadyStep) Diff(in provision.Input) ([]provision.Planned[readyWork], error
 // condition alone is met with one of two replicas (its maxUnavailable),
 // and the verify then found CoreDNS still short of a replica.
 func coreDNSCondition(replicas string) string {
-	if n, err := strconv.Atoi(replicas); err == nil && n > 0 {
+	if replicasKnown(replicas) {
 		return "--for=jsonpath={.status.availableReplicas}=" + replicas
 	}
 	return "--for=condition=Available"
+}
+
+// replicasKnown tells whether a Deployment's replica count was read: a
+// positive number, not the empty answer of a probe that found none.
+func replicasKnown(replicas string) bool {
+	n, err := strconv.Atoi(replicas)
+	return err == nil && n > 0
 }
 
 func orZero(s string) string {
@@ -133,10 +140,10 @@ func (ReadyStep) Apply(ctx context.Context, t provision.Target, in provision.Inp
 				return wait(kubectl(adminConf, "-n", "kube-system", "wait", coreDNSCondition(replicas), "deployment/coredns", "--timeout="+timeout.String()))
 			}
 			err = coreDNSWait(ch.Data.Replicas)
-			if err == nil && coreDNSCondition(ch.Data.Replicas) == coreDNSCondition("") {
-				// Probed before the Deployment existed (a fresh cluster's
-				// probe precedes kubeadm init): Available is met with one
-				// of two replicas, and the verify asks for all of them.
+			if err == nil && !replicasKnown(ch.Data.Replicas) {
+				// The probe did not see the Deployment (before kubeadm
+				// init, or the API server not answering yet): Available is
+				// met with one of two replicas, and the verify asks for all.
 				err = waitAllCoreDNSReplicas(ctx, t, coreDNSWait)
 			}
 		}
@@ -155,7 +162,7 @@ func waitAllCoreDNSReplicas(ctx context.Context, t provision.Executor, wait func
 		return err
 	}
 	replicas := strings.TrimSpace(string(res.Stdout))
-	if n, convErr := strconv.Atoi(replicas); convErr != nil || n <= 0 {
+	if !replicasKnown(replicas) {
 		return nil // scaled to zero or unreadable: Available is all there is to wait for
 	}
 	return wait(replicas)
