@@ -121,6 +121,12 @@ func bridgesUp() []instance.ID {
 	return ids
 }
 
+// linkExists tells whether the machine has a link of that name.
+func linkExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}
+
 // removeLinks deletes the instance's links; the veths go first (they
 // usually vanish with their host's namespace already).
 func removeLinks(ctx context.Context, id instance.ID) error {
@@ -131,10 +137,12 @@ func removeLinks(ctx context.Context, id instance.ID) error {
 			if (name == id.Bridge()) != (pass == 1) {
 				continue
 			}
-			if _, err := net.InterfaceByName(name); err != nil {
+			if !linkExists(name) {
 				continue
 			}
-			if _, err := runCmd(ctx, nil, "ip", "link", "del", name); err != nil {
+			// A veth can vanish between the look and the del, as its
+			// host's namespace goes: gone is what down wants.
+			if _, err := runCmd(ctx, nil, "ip", "link", "del", name); err != nil && linkExists(name) {
 				errs = append(errs, err.Error())
 			}
 		}
